@@ -1,0 +1,180 @@
+"""The client subcommands of `lonja`: ls, show, call and ping."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import sys
+from typing import Any
+
+from config import Settings
+
+from .errors import UsageError
+from .naming import NameServerClient
+from .proxy import RemoteStream, connect
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add this package's subcommands to the `lonja` parser."""
+    ls = commands.add_parser("ls", parents=[common], help="list the names in the name server",
+                             description="List registered names with their URIs and metadata.")
+    ls.add_argument("prefix", nargs="?", help="only names starting with this")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(run=run_ls)
+
+    show = commands.add_parser("show", parents=[common], help="show a service's methods and attributes",
+                               description="Show methods with signatures and first doc line, attributes, "
+                                           "oneway flags.")
+    show.add_argument("name", help="a registered name, e.g. echo")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(run=run_show)
+
+    call = commands.add_parser("call", parents=[common], help="call a remote method",
+                               description="Call NAME.METHOD. Each ARG or VALUE is a Python literal if it "
+                                           "parses as one, otherwise a string.")
+    call.add_argument("target", metavar="NAME.METHOD", help="e.g. echo.echo (split at the last dot)")
+    call.add_argument("args", nargs="*", metavar="ARG|KEY=VALUE", help="positional and keyword arguments")
+    call.add_argument("--json", action="store_true", help="print the result as JSON")
+    call.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the result")
+    call.set_defaults(run=run_call)
+
+    ping = commands.add_parser("ping", parents=[common], help="check the name server or a service",
+                               description="Check that the name server (or the named service) answers, "
+                                           "with the round-trip time.")
+    ping.add_argument("name", nargs="?", help="a registered name (default: the name server itself)")
+    ping.set_defaults(run=run_ping)
+
+
+def run_ls(args: argparse.Namespace, settings: Settings) -> int:
+    with NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"]) as ns:
+        entries = ns.list(args.prefix)
+    if args.json:
+        _print_json({name: {"uri": uri, "metadata": sorted(meta)} for name, (uri, meta) in entries.items()})
+        return 0
+    if not entries:
+        print(f"no names{' starting with ' + repr(args.prefix) if args.prefix else ''}")
+        return 0
+    width = max(len(name) for name in entries)
+    for name, (uri, meta) in entries.items():
+        tags = " ".join(sorted(meta))
+        print(f"{name:<{width}}  {uri}  {tags}".rstrip())
+    return 0
+
+
+def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    with connect(args.name, ns=settings.ns_address) as proxy:
+        info = proxy.describe()
+        uri = proxy.uri
+    if args.json:
+        _print_json({"name": args.name, "uri": uri, **info})
+        return 0
+    print(f"{args.name}  {uri}")
+    print(f"  {info['class']}" + (f": {info['doc']}" if info["doc"] else ""))
+    if info["methods"]:
+        print("methods:")
+    for name, method in info["methods"].items():
+        flags = [flag for flag in ("oneway", "async", "generator", "idempotent") if method.get(flag)]
+        doc = method["doc"].splitlines()[0] if method["doc"] else ""
+        line = f"  {name}{method['signature']}"
+        if flags:
+            line += f"  [{', '.join(flags)}]"
+        print(line + (f"\n      {doc}" if doc else ""))
+    if info["attributes"]:
+        print("attributes:")
+    for name, attribute in info["attributes"].items():
+        mode = "read/write" if attribute["writable"] else "read-only"
+        print(f"  {name}  [{mode}]" + (f"\n      {attribute['doc']}" if attribute["doc"] else ""))
+    return 0
+
+
+def run_call(args: argparse.Namespace, settings: Settings) -> int:
+    name, dot, method = args.target.rpartition(".")
+    if not dot or not name or not method:
+        raise UsageError(f"expected NAME.METHOD, got {args.target!r}: e.g. `lonja call echo.echo hello`")
+    positional, keywords = parse_call_arguments(args.args)
+    with connect(name, ns=settings.ns_address, timeout=args.timeout) as proxy:
+        describe = proxy.describe()["methods"]
+        if method not in describe:
+            raise UsageError(f"{name} has no method {method!r}; it has: {', '.join(describe)} "
+                             f"(see `lonja show {name}`)")
+        _check_arguments(name, method, describe[method], positional, keywords)
+        result = getattr(proxy, method)(*positional, **keywords)
+        if isinstance(result, RemoteStream):
+            for item in result:
+                _print_result(item, args.json)
+        elif result is not None or not describe[method]["oneway"]:
+            _print_result(result, args.json)
+    return 0
+
+
+def run_ping(args: argparse.Namespace, settings: Settings) -> int:
+    if args.name:
+        with connect(args.name, ns=settings.ns_address) as proxy:
+            rtt = proxy.ping()
+            print(f"{args.name} at {proxy.uri} is alive ({rtt * 1000:.2f} ms)")
+        return 0
+    with NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"]) as ns:
+        rtt = ns.ping()
+        print(f"name server at {ns.address} is up ({rtt * 1000:.2f} ms, {ns.count()} names)")
+    return 0
+
+
+def parse_call_arguments(words: list[str]) -> tuple[list[Any], dict[str, Any]]:
+    """Split ARG and KEY=VALUE words; each value is a Python literal if it parses as one, else a string."""
+    positional: list[Any] = []
+    keywords: dict[str, Any] = {}
+    for word in words:
+        key, eq, value = word.partition("=")
+        if eq and key.isidentifier():
+            if key in keywords:
+                raise UsageError(f"keyword argument {key!r} given twice")
+            keywords[key] = parse_literal(value)
+        else:
+            if keywords:
+                raise UsageError(f"positional argument {word!r} after a KEY=VALUE argument")
+            positional.append(parse_literal(word))
+    return positional, keywords
+
+
+def parse_literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _check_arguments(name: str, method: str, info: dict, positional: list, keywords: dict) -> None:
+    """Catch a wrong number or name of arguments before the call, as a usage error."""
+    params = []
+    for p in info["params"]:
+        kind = getattr(inspect.Parameter, p["kind"].upper())
+        default = inspect.Parameter.empty if p["default"] is None else p["default"]
+        params.append(inspect.Parameter(p["name"], kind, default=default))
+    try:
+        inspect.Signature(params).bind(*positional, **keywords)
+    except TypeError as exc:
+        raise UsageError(f"bad arguments for {name}.{method}{info['signature']}: {exc}") from None
+    except ValueError:
+        pass  # a signature we cannot rebuild: let the service judge
+
+
+def _print_result(value: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(value, default=_json_default, ensure_ascii=False), flush=True)
+    else:
+        print(repr(value), flush=True)
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, default=_json_default, ensure_ascii=False)
+    print()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)

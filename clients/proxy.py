@@ -1,0 +1,494 @@
+"""The proxy `connect()` returns: call remote methods like local ones, from any thread, without waiting.
+
+    with connect("echo") as echo:
+        echo.echo(42)                      # a plain call
+        echo.slow.oneway(1)                # fire and forget
+        f = echo.slow.future(0.5)          # concurrent.futures.Future
+        await echo.slow.aio(0.5)           # asyncio
+        echo.slow.options(timeout=2)(1)    # per-call options
+
+Underneath, each call borrows a Pyro5 connection from a small pool, so one proxy serves many threads
+(plain Pyro5 pins a proxy to the thread that made it). A name is resolved through the name server once
+and again whenever its service stops answering, so a service restarted on a new port is found again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import select
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator
+
+import Pyro5.errors
+from Pyro5 import protocol
+from Pyro5.client import Proxy
+from Pyro5.core import DAEMON_NAME, URI
+
+from config import current_settings, import_pyro
+
+from .errors import (CallTimeout, LonjaError, NameNotFound, NameServerUnreachable, OutcomeUnknown,
+                     SerializationError, ServiceUnreachable, remote_error_from)
+from .executor import shared_executor
+from .naming import NameServerClient
+
+import_pyro()  # lonja's serializer variants
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """How one call is made: its timeout (seconds, None = none) and retries before the request is sent."""
+
+    timeout: float | None = None
+    retries: int = 3
+    connect_timeout: float = 2.0
+
+
+_END = object()
+
+
+class _NotSent(Exception):
+    """Internal: the request never left this process, so it is safe to try again."""
+
+
+class ServiceProxy:
+    """A thread-safe proxy for one remote object, found by name (through the name server) or by URI."""
+
+    def __init__(self, target: str, *, ns: str | None = None, timeout: float | None = None,
+                 serializer: str | None = None) -> None:
+        settings = current_settings()
+        self._target = target
+        self._by_name = not target.startswith(("PYRO:", "PYRONAME:", "PYROMETA:"))
+        if target.startswith("PYRONAME:"):
+            name, _, location = target[len("PYRONAME:"):].partition("@")
+            self._target, self._by_name, ns = name, True, ns or location or None
+        self._ns_address = ns or settings.ns_address
+        self._ns: NameServerClient | None = None
+        self._serializer = serializer or settings["client.serializer"]
+        self._options = CallOptions(
+            timeout=timeout if timeout is not None else (settings["client.timeout"] or None),
+            retries=settings["client.retries"],
+            connect_timeout=settings["client.connect_timeout"] or 2.0)
+        self._pool_size = settings["client.pool_size"]
+        self._idle: list[Proxy] = []
+        self._lock = threading.Lock()
+        self._uri: str | None = None if self._by_name else target
+        self._meta: dict[str, frozenset[str]] | None = None
+        self._closed = False
+
+    # -- the Python surface -------------------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        meta = self._metadata()
+        if name in meta["attrs"]:
+            return self._call("__getattr__", (name,), {}, self._options)
+        if name in meta["methods"]:
+            return RemoteMethod(self, name, self._options)
+        raise AttributeError(f"{self._target} has no remote method or attribute {name!r}; "
+                             f"it has: {', '.join(sorted(meta['methods'] | meta['attrs']))}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        elif name in self._metadata()["attrs"]:
+            self._call("__setattr__", (name, value), {}, self._options)
+        else:
+            raise AttributeError(f"{self._target} has no remote attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        meta = self._metadata()
+        return sorted(set(super().__dir__()) | meta["methods"] | meta["attrs"])
+
+    def __repr__(self) -> str:
+        return f"<lonja proxy {self._target!r} at {self._uri or 'unresolved'}>"
+
+    def __enter__(self) -> "ServiceProxy":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection. The proxy reconnects if it is used again."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            ns, self._ns = self._ns, None
+        for proxy in idle:
+            _release(proxy)
+        if ns is not None:
+            ns.close()
+
+    @property
+    def uri(self) -> str:
+        """The PYRO: URI this proxy calls (resolving the name if that hasn't happened yet)."""
+        return self._resolve()
+
+    def batch(self, oneway: bool = False) -> "Batch":
+        """Record calls and send them in one request: `with p.batch() as b: b.m(1)`, then `b.results()`."""
+        return Batch(self, oneway)
+
+    def describe(self) -> dict[str, Any]:
+        """Methods with signatures and docs, attributes and oneway flags (asks the hosting daemon)."""
+        uri = URI(self._resolve())
+        daemon = Proxy(f"PYRO:{DAEMON_NAME}@{uri.location}")
+        daemon._pyroSerializer = self._serializer
+        daemon._pyroTimeout = self._options.connect_timeout
+        try:
+            with daemon:
+                return daemon.describe(uri.object)
+        except Pyro5.errors.CommunicationError as exc:
+            raise ServiceUnreachable(self._unreachable_message(exc)) from None
+
+    def ping(self) -> float:
+        """Round-trip time of an empty request to the service, in seconds."""
+        start = time.perf_counter()
+        proxy = self._acquire_or_raise()
+        try:
+            proxy._pyroInvoke("ping", (), {}, objectId=DAEMON_NAME)
+        except Pyro5.errors.CommunicationError as exc:
+            _release(proxy)
+            raise ServiceUnreachable(self._unreachable_message(exc)) from None
+        self._give_back(proxy)
+        return time.perf_counter() - start
+
+    # -- calls --------------------------------------------------------------------------------------
+
+    def _call(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int = 0) -> Any:
+        """Make one call; retry failures that happened before the request was sent."""
+        attempt = 0
+        while True:
+            try:
+                return self._call_once(method, args, kwargs, options, flags)
+            except _NotSent as not_sent:
+                cause = not_sent.__cause__
+                if attempt >= options.retries or isinstance(cause, (NameServerUnreachable,)):
+                    if isinstance(cause, LonjaError):
+                        raise cause from None
+                    raise ServiceUnreachable(self._unreachable_message(cause)) from None
+                attempt += 1
+                self._forget_uri()
+                time.sleep(_backoff(attempt))
+            except OutcomeUnknown:
+                if attempt >= options.retries or not self._is_idempotent(method):
+                    raise
+                attempt += 1
+                self._forget_uri()
+                time.sleep(_backoff(attempt))
+
+    def _call_once(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int) -> Any:
+        try:
+            proxy = self._acquire(options)
+        except NameNotFound as exc:
+            raise _NotSent() from exc
+        except LonjaError as exc:
+            raise _NotSent() from exc
+        except Pyro5.errors.CommunicationError as exc:
+            raise _NotSent() from exc
+        proxy._pyroTimeout = options.timeout
+        try:
+            result = proxy._pyroInvoke(method, args, kwargs, flags=flags)
+        except Pyro5.errors.SerializeError as exc:
+            if getattr(exc, "_pyroTraceback", None):  # the service could not serialize its answer
+                self._give_back(proxy)
+                raise remote_error_from(exc) from None
+            self._give_back(proxy)
+            raise SerializationError(f"cannot send the arguments of {method}() with the {self._serializer} "
+                                     f"serializer: {exc} (see README: what each serializer keeps)") from None
+        except Pyro5.errors.TimeoutError:
+            _release(proxy)
+            raise CallTimeout(f"{self._target}.{method} did not answer within {options.timeout} s; "
+                              f"it may still be running (raise the timeout with --timeout)") from None
+        except Pyro5.errors.CommunicationError as exc:
+            _release(proxy)
+            if _before_send(exc):
+                raise _NotSent() from exc
+            raise OutcomeUnknown(f"the connection to {self._target} failed during {method}(): the call may or "
+                                 f"may not have run ({exc})") from None
+        except Pyro5.errors.PyroError as exc:
+            if isinstance(exc, Pyro5.errors.DaemonError) and "unknown object" in str(exc):
+                _release(proxy)
+                raise _NotSent() from ServiceUnreachable(
+                    f"{self._target} is no longer hosted at {self._uri}: the service stopped")
+            self._give_back(proxy)
+            raise remote_error_from(exc) from None
+        except LonjaError:
+            self._give_back(proxy)
+            raise
+        except Exception as exc:
+            self._give_back(proxy)
+            raise remote_error_from(exc) from None
+        if isinstance(result, Iterator) and type(result).__name__ == "_StreamResultIterator":
+            return RemoteStream(self, proxy, result)
+        self._give_back(proxy)
+        return result
+
+    def _is_idempotent(self, method: str) -> bool:
+        try:
+            return bool(self.describe()["methods"].get(method, {}).get("idempotent"))
+        except LonjaError:
+            return False
+
+    # -- connections --------------------------------------------------------------------------------
+
+    def _acquire(self, options: CallOptions) -> Proxy:
+        """An idle pooled connection whose peer is still there, or a new connected one."""
+        if self._closed:
+            raise LonjaError("this proxy is closed")
+        while True:
+            with self._lock:
+                proxy = self._idle.pop() if self._idle else None
+            if proxy is None:
+                break
+            proxy._pyroClaimOwnership()
+            if _still_open(proxy):
+                return proxy
+            _release(proxy)
+        uri = self._resolve()
+        proxy = Proxy(uri)
+        proxy._pyroSerializer = self._serializer
+        proxy._pyroTimeout = options.connect_timeout
+        proxy._pyroBind()
+        if self._meta is None:
+            self._meta = {"methods": frozenset(proxy._pyroMethods), "attrs": frozenset(proxy._pyroAttrs),
+                          "oneway": frozenset(proxy._pyroOneway)}
+        return proxy
+
+    def _give_back(self, proxy: Proxy) -> None:
+        with self._lock:
+            if len(self._idle) < self._pool_size and proxy._pyroConnection is not None:
+                self._idle.append(proxy)
+                return
+        _release(proxy)
+
+    def _metadata(self) -> dict[str, frozenset[str]]:
+        if self._meta is None:
+            self._give_back(self._acquire_or_raise())
+        return self._meta
+
+    def _acquire_or_raise(self) -> Proxy:
+        try:
+            return self._acquire(self._options)
+        except Pyro5.errors.CommunicationError as exc:
+            raise ServiceUnreachable(self._unreachable_message(exc)) from None
+
+    def _resolve(self) -> str:
+        uri = self._uri
+        if uri is None:
+            if self._ns is None:
+                self._ns = NameServerClient(self._ns_address, timeout=self._options.connect_timeout)
+            uri = self._ns.lookup(self._target)[0]
+            self._uri = uri
+        return uri
+
+    def _forget_uri(self) -> None:
+        if self._by_name:
+            self._uri = None
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for proxy in idle:
+            _release(proxy)
+
+    def _unreachable_message(self, exc: BaseException | None) -> str:
+        where = f" at {self._uri}" if self._uri else ""
+        return (f"service {self._target!r}{where} does not answer ({exc}): is it running? "
+                f"Check with `lonja ls` and start it with `lonja serve`")
+
+
+class RemoteMethod:
+    """A remote method: call it, or use `.oneway`, `.future`, `.aio` or `.options(...)`."""
+
+    def __init__(self, proxy: ServiceProxy, name: str, options: CallOptions) -> None:
+        self._proxy = proxy
+        self._name = name
+        self._options = options
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        flags = protocol.FLAGS_ONEWAY if self._name in self._proxy._metadata()["oneway"] else 0
+        return self._proxy._call(self._name, args, kwargs, self._options, flags)
+
+    def oneway(self, *args: Any, **kwargs: Any) -> None:
+        """Send the call and return at once; the service logs and counts its errors."""
+        self._proxy._call(self._name, args, kwargs, self._options, protocol.FLAGS_ONEWAY)
+
+    def future(self, *args: Any, **kwargs: Any) -> Future:
+        """Run the call in the background; returns a concurrent.futures.Future."""
+        return shared_executor().submit(self, *args, **kwargs)
+
+    async def aio(self, *args: Any, **kwargs: Any) -> Any:
+        """Await the call without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(shared_executor(), functools.partial(self, *args, **kwargs))
+        return result
+
+    def options(self, *, timeout: float | None = None, retries: int | None = None) -> "RemoteMethod":
+        """The same method with other call options: `p.m.options(timeout=2, retries=3)(...)`."""
+        changes: dict[str, Any] = {}
+        if timeout is not None:
+            changes["timeout"] = timeout or None
+        if retries is not None:
+            changes["retries"] = retries
+        return RemoteMethod(self._proxy, self._name, replace(self._options, **changes))
+
+    def __repr__(self) -> str:
+        return f"<remote method {self._proxy._target}.{self._name}>"
+
+
+class RemoteStream:
+    """The items of a remote generator, fetched as they are consumed (also `async for` them)."""
+
+    def __init__(self, owner: ServiceProxy, proxy: Proxy, stream: Iterator) -> None:
+        self._owner = owner
+        self._proxy = proxy
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> "RemoteStream":
+        return self
+
+    def __next__(self) -> Any:
+        with self._lock:
+            if self._proxy is None:
+                raise StopIteration
+            self._proxy._pyroClaimOwnership()
+            try:
+                return next(self._stream)
+            except StopIteration:
+                self._finish()
+                raise
+            except Pyro5.errors.CommunicationError as exc:
+                _release(self._proxy)
+                self._proxy = None
+                raise OutcomeUnknown(f"the stream from {self._owner._target} broke off: {exc}") from None
+            except Exception as exc:
+                self._finish()
+                raise remote_error_from(exc) from None
+
+    def __aiter__(self) -> "RemoteStream":
+        return self
+
+    async def __anext__(self) -> Any:
+        loop = asyncio.get_running_loop()
+        item = await loop.run_in_executor(shared_executor(), next, self, _END)
+        if item is _END:
+            raise StopAsyncIteration
+        return item
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proxy is not None:
+                self._proxy._pyroClaimOwnership()
+                try:
+                    self._stream.close()
+                finally:
+                    self._finish()
+
+    def _finish(self) -> None:
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            self._owner._give_back(proxy)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Batch:
+    """Calls recorded on a proxy and sent in one request when the `with` block ends."""
+
+    def __init__(self, proxy: ServiceProxy, oneway: bool) -> None:
+        self._proxy = proxy
+        self._oneway = oneway
+        self._calls: list[tuple[str, tuple, dict]] = []
+        self._results: list[Any] | None = None
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._proxy._metadata()["methods"]:
+            raise AttributeError(f"{self._proxy._target} has no remote method {name!r}")
+
+        def record(*args: Any, **kwargs: Any) -> None:
+            self._calls.append((name, args, kwargs))
+        return record
+
+    def __enter__(self) -> "Batch":
+        return self
+
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        if exc_type is None:
+            self.send()
+
+    def send(self) -> None:
+        """Send the recorded calls now (the `with` block does this for you)."""
+        calls, self._calls = self._calls, []
+        if not calls:
+            self._results = []
+            return
+        flags = protocol.FLAGS_BATCH | (protocol.FLAGS_ONEWAY if self._oneway else 0)
+        payload = [(name, list(args), dict(kwargs)) for name, args, kwargs in calls]
+        results = self._proxy._call("<batch>", payload, {}, self._proxy._options, flags)
+        self._results = [] if self._oneway else list(results)
+
+    def results(self) -> list[Any]:
+        """The results in call order. If a call raised, its RemoteError is raised here, with `.results`
+        holding the results of the calls before it (the service stops a batch at its first error)."""
+        if self._results is None:
+            raise LonjaError("the batch has not been sent: use it in a `with` block or call send()")
+        values = []
+        for value in self._results:
+            if type(value).__name__ == "_ExceptionWrapper":
+                error = remote_error_from(value.exception)
+                error.results = values
+                raise error
+            values.append(value)
+        return values
+
+
+def connect(target: str, *, ns: str | None = None, timeout: float | None = None,
+            serializer: str | None = None) -> ServiceProxy:
+    """A proxy for the service registered as `target` (or a PYRO:/PYRONAME: URI).
+
+    `ns` is the name server as "host:port" (default: settings, LONJA_NS, else 127.0.0.1:9090);
+    `timeout` is the default per-call timeout in seconds. Nothing is contacted until the first call.
+    """
+    if not isinstance(target, str) or not target.strip():
+        raise ValueError("connect() needs a service name or URI, e.g. connect('echo')")
+    return ServiceProxy(target.strip(), ns=ns, timeout=timeout, serializer=serializer)
+
+
+def _release(proxy: Proxy) -> None:
+    try:
+        proxy._pyroClaimOwnership()
+        proxy._pyroRelease()
+    except Exception:
+        pass
+
+
+def _still_open(proxy: Proxy) -> bool:
+    """False if the peer closed an idle connection (it would be readable: EOF or RST)."""
+    connection = proxy._pyroConnection
+    if connection is None:
+        return False
+    try:
+        readable, _, _ = select.select([connection.sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+def _before_send(exc: Exception) -> bool:
+    text = str(exc)
+    return text.startswith(("cannot connect", "connection to")) or "rejected" in text
+
+
+def _backoff(attempt: int, base: float = 0.05, cap: float = 1.0) -> float:
+    """Exponential backoff with full jitter: a random wait up to base * 2^attempt, at most `cap`."""
+    return random.uniform(0.5, 1.0) * min(cap, base * (2 ** attempt))

@@ -1,0 +1,310 @@
+"""Layered settings: built-in defaults, a user file, the environment, then command-line flags.
+
+Each value remembers the layer it came from, so `lonja config show` and every error can say where a
+value was set. Keys and their types are those of `defaults.toml`; anything else is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from .errors import ConfigError
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+ENV_PREFIX = "LONJA_"
+ENV_CONFIG = "LONJA_CONFIG"
+ENV_NS = "LONJA_NS"
+LOCAL_FILE = "lonja.toml"
+
+_SERIALIZERS = ("msgpack", "serpent", "json", "marshal")
+
+
+def _port(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError("a port is 0..65535")
+
+
+def _non_negative(value: float) -> None:
+    if value < 0:
+        raise ValueError("must be 0 or more")
+
+
+def _positive(value: int) -> None:
+    if value < 1:
+        raise ValueError("must be 1 or more")
+
+
+def _choice(*choices: str) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if value not in choices:
+            raise ValueError("one of " + ", ".join(choices))
+    return check
+
+
+def _storage(value: str) -> None:
+    if value not in ("memory", "sqlite") and not (value.startswith("sqlite:") and len(value) > 7):
+        raise ValueError("memory, sqlite or sqlite:PATH")
+
+
+def _host(value: str) -> None:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("a host name or address")
+
+
+# Extra checks beyond the type of the default value.
+CHECKS: dict[str, Callable[[Any], None]] = {
+    "ns.host": _host,
+    "ns.port": _port,
+    "ns.storage": _storage,
+    "client.serializer": _choice(*_SERIALIZERS),
+    "client.timeout": _non_negative,
+    "client.connect_timeout": _non_negative,
+    "client.retries": _non_negative,
+    "client.pool_size": _positive,
+    "client.workers": _positive,
+    "service.host": _host,
+    "service.port": _port,
+    "service.servertype": _choice("thread", "multiplex"),
+    "service.threads": _positive,
+    "service.oneway_workers": _positive,
+    "limits.max_message_size": _positive,
+    "log.level": _choice("debug", "info", "warning", "error"),
+}
+
+
+@dataclass(frozen=True)
+class Value:
+    """One effective setting and the layer it came from ("default", "file PATH:LINE", "env NAME", "flag --x")."""
+
+    value: Any
+    source: str
+
+
+class Section:
+    """Attribute access to one section: `settings.ns.port`."""
+
+    def __init__(self, settings: "Settings", name: str) -> None:
+        self._settings = settings
+        self._name = name
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._settings[f"{self._name}.{key}"]
+        except KeyError:
+            raise AttributeError(f"no setting {self._name}.{key}") from None
+
+
+class Settings:
+    """The effective settings: `settings["ns.port"]`, `settings.ns.port`, `settings.source("ns.port")`."""
+
+    def __init__(self, values: dict[str, Value]) -> None:
+        self._values = values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key].value
+
+    def __getattr__(self, section: str) -> Section:
+        if section.startswith("_") or not any(k.startswith(section + ".") for k in self._values):
+            raise AttributeError(section)
+        return Section(self, section)
+
+    def source(self, key: str) -> str:
+        return self._values[key].source
+
+    def items(self) -> Iterator[tuple[str, Value]]:
+        return iter(sorted(self._values.items()))
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self["data.dir"]).expanduser().resolve()
+
+    @property
+    def ns_address(self) -> str:
+        """The name server as "host:port" (IPv6 hosts in brackets)."""
+        host = self["ns.host"]
+        return f"[{host}]:{self['ns.port']}" if ":" in host else f"{host}:{self['ns.port']}"
+
+    def with_flags(self, flags: Mapping[str, tuple[Any, str]]) -> "Settings":
+        """A copy with command-line values applied; `flags` maps key -> (value, flag name)."""
+        values = dict(self._values)
+        for key, (raw, flag) in flags.items():
+            if raw is not None:
+                values[key] = Value(_coerce(key, raw, values[key].value, f"flag {flag}"), f"flag {flag}")
+        return Settings(values)
+
+
+def load_settings(config_file: str | os.PathLike | None = None,
+                  environ: Mapping[str, str] | None = None,
+                  flags: Mapping[str, tuple[Any, str]] | None = None,
+                  cwd: Path | None = None) -> Settings:
+    """Read every layer and return the effective settings, or raise ConfigError naming the culprit."""
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+    with open(DEFAULTS_FILE, "rb") as f:
+        defaults = tomllib.load(f)
+    values = {f"{section}.{key}": Value(value, "default")
+              for section, table in defaults.items() for key, value in table.items()}
+
+    path = _user_file(config_file, environ, cwd)
+    if path is not None:
+        _apply_file(values, path)
+    _apply_environment(values, environ)
+    settings = Settings(values)
+    return settings.with_flags(flags or {})
+
+
+_installed: Settings | None = None
+
+
+def install_settings(settings: Settings) -> None:
+    """Make `settings` this process's settings (the CLI does this after applying its flags)."""
+    global _installed
+    _installed = settings
+
+
+def current_settings() -> Settings:
+    """This process's settings: those the CLI installed, else freshly read from file and environment."""
+    return _installed if _installed is not None else load_settings()
+
+
+def parse_address(text: str, what: str) -> tuple[str, int]:
+    """Split "host:port" (or "[::1]:port") into its parts; `what` names the source for the error."""
+    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\s\[\]]+):(\d+)", text.strip())
+    if not match:
+        raise ConfigError(f"invalid address {text!r} from {what}: expected HOST:PORT, e.g. 127.0.0.1:9090")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 < port <= 65535:
+        raise ConfigError(f"invalid port {port} in {text!r} from {what}: a port is 1..65535")
+    return host, port
+
+
+def _user_file(config_file: Any, environ: Mapping[str, str], cwd: Path) -> Path | None:
+    if config_file:
+        path, origin = Path(config_file), "--config"
+    elif environ.get(ENV_CONFIG):
+        path, origin = Path(environ[ENV_CONFIG]), ENV_CONFIG
+    else:
+        local = cwd / LOCAL_FILE
+        return local if local.is_file() else None
+    if not path.is_file():
+        raise ConfigError(f"config file {path} (from {origin}) does not exist: check the path")
+    return path.resolve()
+
+
+def _apply_file(values: dict[str, Value], path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    lines = text.splitlines()
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}:{_line_of(lines, None, section)}: {section!r} must be a [section]; "
+                              f"known sections: {', '.join(_sections(values))}")
+        for key, raw in table.items():
+            dotted = f"{section}.{key}"
+            where = f"file {path}:{_line_of(lines, section, key)}"
+            if dotted not in values:
+                raise ConfigError(f"unknown setting {dotted!r} in {where}; {_known(values, section)}")
+            values[dotted] = Value(_coerce(dotted, raw, values[dotted].value, where), where)
+
+
+def _apply_environment(values: dict[str, Value], environ: Mapping[str, str]) -> None:
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
+            continue
+        raw = environ[name]
+        where = f"env {name}"
+        if name == ENV_NS:
+            host, port = parse_address(raw, name)
+            values["ns.host"] = Value(host, where)
+            values["ns.port"] = Value(port, where)
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        dotted = f"{section}.{key}"
+        if dotted not in values:
+            raise ConfigError(f"unknown environment variable {name}: remove it, or use one of "
+                              f"{ENV_NS}, {ENV_CONFIG} or LONJA_<SECTION>_<KEY> for a known key "
+                              f"(see `lonja config show`)")
+        values[dotted] = Value(_coerce(dotted, raw, values[dotted].value, where), where)
+
+
+def _coerce(key: str, raw: Any, default: Any, where: str) -> Any:
+    """Turn `raw` into the type of the default (strings from the environment are parsed) and check it."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            value = _to_bool(raw)
+        elif kind is int:
+            if isinstance(raw, bool) or isinstance(raw, float):
+                raise ValueError("an integer")
+            value = int(raw)
+        elif kind is float:
+            if isinstance(raw, bool):
+                raise ValueError("a number")
+            value = float(raw)
+        else:
+            if not isinstance(raw, str):
+                raise ValueError("a string")
+            value = raw
+        check = CHECKS.get(key)
+        if check:
+            check(value)
+    except (TypeError, ValueError) as exc:
+        expected = str(exc) if str(exc) and "invalid literal" not in str(exc) and "could not convert" not in str(exc) \
+            else f"a {kind.__name__}"
+        raise ConfigError(f"invalid value {raw!r} for {key} from {where}: expected {expected}") from None
+    return value
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    raise ValueError("true or false")
+
+
+def _line_of(lines: list[str], section: str | None, key: str) -> int:
+    """The 1-based line that sets `key` inside `[section]` (best effort; 1 if not found)."""
+    current = None
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]\s*(#.*)?", stripped)
+        if header:
+            current = header.group(1)
+            if section is None and current == key:
+                return number
+            continue
+        if current == section and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number
+        if section is None and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number
+    return 1
+
+
+def _sections(values: dict[str, Value]) -> list[str]:
+    return sorted({k.split(".")[0] for k in values})
+
+
+def _known(values: dict[str, Value], section: str) -> str:
+    keys = [k for k in sorted(values) if k.startswith(section + ".")]
+    if keys:
+        return "known keys: " + ", ".join(keys)
+    return "known sections: " + ", ".join(_sections(values))

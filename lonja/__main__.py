@@ -1,0 +1,5 @@
+import sys
+
+from lonja.cli import main
+
+sys.exit(main())

@@ -1,0 +1,95 @@
+"""`lonja`: parse the global options, build the settings, run a subcommand, turn errors into exit codes.
+
+Each package keeps its own subcommands (`register(commands, common)` in its `cli` module); this module
+only wires them together and owns the error-to-exit-code mapping (see `exits`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Sequence
+
+from config import Settings, apply_to_pyro, import_pyro, install_settings, load_settings, parse_address
+
+from . import exits
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `lonja` with `argv` (default: sys.argv[1:]) and return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        import_pyro()
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return exits.USAGE
+        settings = settings_for(args)
+        install_settings(settings)
+        apply_to_pyro(settings)
+        return args.run(args, settings)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else exits.USAGE
+    except BaseException as exc:
+        code, label = exits.classify(exc)
+        message = str(exc) or type(exc).__name__
+        if code == exits.INTERNAL:
+            message = f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)"
+        if code == exits.INTERRUPTED:
+            print("lonja: interrupted", file=sys.stderr)
+        else:
+            print(f"lonja: {label}: {message}", file=sys.stderr)
+        if debug:
+            traceback.print_exception(exc)
+            remote = getattr(exc, "remote_traceback", "")
+            if remote:
+                print("remote traceback:\n" + remote, file=sys.stderr)
+        return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `lonja` parser: global options (accepted before or after the subcommand) and every subcommand."""
+    import clients.cli
+    import config.cli
+    import nameserver.cli
+    import services.cli
+
+    from . import up
+
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--ns", metavar="HOST:PORT", help="the name server (default: settings, 127.0.0.1:9090)")
+    common.add_argument("--config", metavar="FILE", help="settings file (default: LONJA_CONFIG, else ./lonja.toml)")
+    common.add_argument("--data-dir", metavar="DIR", help="local data folder (default: ./.lonja)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    parser = argparse.ArgumentParser(
+        prog="lonja", parents=[common],
+        description="Call remote objects like local ones: a name server, service hosts and clients on Pyro5.",
+        epilog="exit codes: 0 ok, 1 the remote call raised, 2 usage or settings error, "
+               "3 name server or service unreachable or unknown name, 4 port or name already in use")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    up.register(commands, common)
+    nameserver.cli.register(commands, common)
+    services.cli.register(commands, common)
+    clients.cli.register(commands, common)
+    config.cli.register(commands, common)
+    return parser
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    """Load every settings layer, with this command's flags on top."""
+    flags: dict[str, tuple[object, str]] = {}
+    if getattr(args, "ns", None):
+        host, port = parse_address(args.ns, "--ns")
+        flags["ns.host"] = (host, "--ns")
+        flags["ns.port"] = (port, "--ns")
+    if getattr(args, "data_dir", None):
+        flags["data.dir"] = (args.data_dir, "--data-dir")
+    for attribute, key in getattr(args, "flags", {}).items():
+        value = getattr(args, attribute, None)
+        if value is not None:
+            flags[key] = (value, "--" + attribute.replace("_", "-"))
+    return load_settings(getattr(args, "config", None), flags=flags)

@@ -1,0 +1,39 @@
+"""`lonja up`: a name server and every built-in service in one process, in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+
+from config import Settings
+from nameserver.server import start_nameserver
+from services.cli import run_host
+from services.host import BUILTINS, ServiceHost, load_target
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    up = commands.add_parser(
+        "up", parents=[common], help="run a name server and the built-in services",
+        description="Run a name server and every built-in service (" + ", ".join(sorted(BUILTINS)) + ") "
+                    "together until Ctrl-C or SIGTERM. Default: 127.0.0.1:9090, sqlite in ./.lonja.")
+    up.add_argument("--host", help="address to listen on (default: ns.host, 127.0.0.1)")
+    up.add_argument("--port", type=int, help="name server port (default: ns.port, 9090)")
+    up.add_argument("--storage", metavar="sqlite[:PATH]|memory", help="where names are kept")
+    up.set_defaults(run=run_up, flags={"host": "ns.host", "port": "ns.port", "storage": "ns.storage"})
+
+
+def run_up(args: argparse.Namespace, settings: Settings) -> int:
+    ns = start_nameserver(host=settings["ns.host"], port=settings["ns.port"], storage=settings["ns.storage"],
+                          data_dir=settings.data_dir, broadcast=settings["ns.broadcast"])
+    try:
+        ns.start_in_thread()
+        host = ServiceHost(settings, host=settings["ns.host"], ns=(ns.host, ns.port))
+        try:
+            for name in sorted(BUILTINS):
+                host.add(load_target(name))
+            run_host(host, banner=f"name server listening on {ns.uri} (storage: {ns.storage_spec})")
+        finally:
+            host.close()
+    finally:
+        ns.close()
+    print("stopped", flush=True)
+    return 0

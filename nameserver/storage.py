@@ -1,0 +1,264 @@
+"""Where the name server keeps its registrations: in memory, or in a SQLite file that survives restarts.
+
+Both stores give Pyro5's `NameServer` the storage interface it calls: a mutable mapping
+name -> (uri string, set of metadata tags), plus `optimized_prefix_list`, `optimized_regex_list`,
+`optimized_metadata_search`, `everything`, `remove_items` and `close`. The two must answer every
+query identically. Pyro5's own `SqlStorage` does not: its prefix search uses SQL `LIKE`, which
+ignores case and treats `_` and `%` as wildcards, so `remove(prefix="svc_")` also deletes `svcX`.
+
+Metadata always comes back as a plain `set`, never a `frozenset`: Pyro5's msgpack and json
+serializers cannot encode a frozenset, which Pyro5's own MemoryStorage uses for "no tags".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import Pyro5.errors
+import Pyro5.nameserver
+
+from .errors import StorageError
+
+Entry = tuple[str, set]
+Listing = dict[str, Any]
+"""A `NameServer.list()` result: name -> uri string, or name -> (uri, tags) when metadata is asked for."""
+
+STORAGE_FORMS = '"memory", "sqlite" (the file names.sqlite in the data folder) or "sqlite:PATH"'
+SCHEMA_VERSION = 1
+
+
+class MemoryStorage(Pyro5.nameserver.MemoryStorage):
+    """Pyro5's dict-based store, forgotten when the name server stops."""
+
+    spec = "memory"
+
+    def __setitem__(self, name: str, value: tuple[str, Optional[Iterable[str]]]) -> None:
+        uri, metadata = value
+        super().__setitem__(name, (uri, set(metadata or ())))
+
+
+class SqliteStorage(MutableMapping):
+    """Registrations in a SQLite file; every change is committed before the call returns.
+
+    One connection is shared by all name server threads behind a lock (Pyro5's SqlStorage opens a
+    connection per operation instead). The WAL journal with `synchronous=FULL` makes each commit
+    durable, so an acknowledged registration survives a kill -9 of the name server.
+    """
+
+    _SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY NOT NULL, uri TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS tags ("
+        " name TEXT NOT NULL REFERENCES names(name) ON DELETE CASCADE,"
+        " tag TEXT NOT NULL,"
+        " PRIMARY KEY (name, tag)) WITHOUT ROWID",
+        "CREATE INDEX IF NOT EXISTS tags_by_tag ON tags(tag)",
+    )
+
+    def __init__(self, path: Union[str, Path]) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.spec = f"sqlite:{self.path}"
+        self._lock = threading.RLock()
+        self._db: Optional[sqlite3.Connection] = self._open()
+
+    def __repr__(self) -> str:
+        return f"<SqliteStorage {self.path}>"
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, check the file really is a writable lonja name store, and create the tables."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the folder of name server storage {self.path}: "
+                               f"{exc.strerror or exc}") from None
+        db = None
+        try:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("BEGIN IMMEDIATE")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                db.execute("ROLLBACK")
+                raise StorageError(f"name server storage {self.path} has schema version {version}; "
+                                   f"this lonja understands up to {SCHEMA_VERSION}")
+            for statement in self._SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            raise StorageError(f"cannot use name server storage {self.path}: {exc}") from None
+        except StorageError:
+            db.close()
+            raise
+        return db
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and turn SQLite failures into a StorageError naming the file."""
+        with self._lock:
+            if self._db is None:
+                raise StorageError(f"name server storage {self.path} is closed")
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise StorageError(f"name server storage {self.path} failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Like `_reading`, inside one transaction that is committed (or rolled back) before returning."""
+        with self._reading() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def __getitem__(self, name: str) -> Entry:
+        if not isinstance(name, str):
+            raise KeyError(name)
+        with self._reading() as db:
+            row = db.execute("SELECT uri FROM names WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise KeyError(name)
+            tags = {tag for (tag,) in db.execute("SELECT tag FROM tags WHERE name = ?", (name,))}
+        return row[0], tags
+
+    def __setitem__(self, name: str, value: tuple[str, Optional[Iterable[str]]]) -> None:
+        """Store or replace a registration; unlike the memory store, only str names, URIs and tags fit."""
+        uri, metadata = value
+        tags = set(metadata or ())
+        if not isinstance(name, str) or not isinstance(uri, str) or not all(isinstance(t, str) for t in tags):
+            raise TypeError("name, uri and metadata tags must be str")
+        with self._writing() as db:
+            db.execute("DELETE FROM names WHERE name = ?", (name,))
+            db.execute("INSERT INTO names (name, uri) VALUES (?, ?)", (name, uri))
+            db.executemany("INSERT INTO tags (name, tag) VALUES (?, ?)", [(name, tag) for tag in tags])
+
+    def __delitem__(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise KeyError(name)
+        with self._writing() as db:
+            if db.execute("DELETE FROM names WHERE name = ?", (name,)).rowcount == 0:
+                raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        with self._reading() as db:
+            return db.execute("SELECT 1 FROM names WHERE name = ?", (name,)).fetchone() is not None
+
+    def __iter__(self) -> Iterator[str]:
+        with self._reading() as db:
+            names = [name for (name,) in db.execute("SELECT name FROM names ORDER BY name")]
+        return iter(names)
+
+    def __len__(self) -> int:
+        with self._reading() as db:
+            return db.execute("SELECT count(*) FROM names").fetchone()[0]
+
+    def clear(self) -> None:
+        with self._writing() as db:
+            db.execute("DELETE FROM names")
+
+    def _listing(self, return_metadata: bool, condition: str = "", params: Iterable[Any] = (),
+                 stop: Optional[Callable[[str], bool]] = None) -> Listing:
+        """Run one query over the names (joined with their tags if asked) and build a list() result.
+
+        `condition` is a WHERE clause on `names.name`. Rows arrive sorted by name, and the scan
+        ends at the first name for which `stop(name)` is true.
+        """
+        if return_metadata:
+            sql = ("SELECT names.name, names.uri, tags.tag FROM names"
+                   f" LEFT JOIN tags ON tags.name = names.name {condition} ORDER BY names.name")
+        else:
+            sql = f"SELECT names.name, names.uri, NULL FROM names {condition} ORDER BY names.name"
+        result: Listing = {}
+        with self._reading() as db:
+            for name, uri, tag in db.execute(sql, tuple(params)):
+                if stop is not None and stop(name):
+                    break
+                if not return_metadata:
+                    result[name] = uri
+                    continue
+                _, tags = result.setdefault(name, (uri, set()))
+                if tag is not None:
+                    tags.add(tag)
+        return result
+
+    def everything(self, return_metadata: bool = False) -> Listing:
+        return self._listing(return_metadata)
+
+    def optimized_prefix_list(self, prefix: str, return_metadata: bool = False) -> Listing:
+        """Names for which `name.startswith(prefix)`: case-sensitive, no wildcards.
+
+        In SQLite's binary order all names sharing a prefix sort together, right from the prefix
+        itself on, so one indexed range scan finds them and stops at the first name outside.
+        """
+        return self._listing(return_metadata, "WHERE names.name >= ?", (prefix,),
+                             stop=lambda name: not name.startswith(prefix))
+
+    def optimized_regex_list(self, regex: str, return_metadata: bool = False) -> Listing:
+        """Names matched by `re.match(regex, name)`, with the same error NameServer.list gives a bad regex."""
+        try:
+            pattern = re.compile(regex)
+        except re.error as exc:
+            raise Pyro5.errors.NamingError("invalid regex: " + str(exc)) from None
+        return {name: value for name, value in self.everything(return_metadata).items() if pattern.match(name)}
+
+    def optimized_metadata_search(self, metadata_all: Optional[Iterable[str]] = None,
+                                  metadata_any: Optional[Iterable[str]] = None,
+                                  return_metadata: bool = False) -> Listing:
+        """Names having all tags of `metadata_all`, or any tag of `metadata_any` (the name server passes one)."""
+        if metadata_any:
+            wanted = {tag for tag in frozenset(metadata_any) if isinstance(tag, str)}
+            having = ""
+        else:
+            wanted = frozenset(metadata_all or ())
+            if not all(isinstance(tag, str) for tag in wanted):
+                return {}
+            having = f" GROUP BY name HAVING count(*) = {len(wanted)}"
+        if not wanted:
+            return {}
+        placeholders = ",".join("?" * len(wanted))
+        condition = f"WHERE names.name IN (SELECT name FROM tags WHERE tag IN ({placeholders}){having})"
+        return self._listing(return_metadata, condition, wanted)
+
+    def remove_items(self, items: Iterable[str]) -> None:
+        with self._writing() as db:
+            db.executemany("DELETE FROM names WHERE name = ?", [(name,) for name in items])
+
+    def close(self) -> None:
+        """Close the file; later calls raise StorageError. Safe to call twice."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+Storage = Union[MemoryStorage, SqliteStorage]
+
+
+def make_storage(spec: str, data_dir: Path) -> Storage:
+    """Build the store a `--storage` value names: "memory", "sqlite" (data_dir/names.sqlite) or "sqlite:PATH".
+
+    A relative PATH is taken from the current folder, as a user typing it would expect.
+    """
+    if spec == "memory":
+        return MemoryStorage()
+    if spec == "sqlite":
+        return SqliteStorage(Path(data_dir) / "names.sqlite")
+    if isinstance(spec, str) and spec.startswith("sqlite:") and len(spec) > len("sqlite:"):
+        return SqliteStorage(spec[len("sqlite:"):])
+    raise StorageError(f"invalid name server storage {spec!r}: use {STORAGE_FORMS}")

@@ -1,0 +1,51 @@
+"""The `lonja serve` subcommand: host services in the foreground until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+
+from config import Settings, stop_on_signals
+
+from .errors import ServiceLoadError
+from .host import BUILTINS, ServiceHost, load_target
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add this package's subcommands to the `lonja` parser."""
+    serve = commands.add_parser(
+        "serve", parents=[common], help="host services and register them in the name server",
+        description="Host one or more services in one process. TARGET is package.module:Class or a "
+                    f"built-in service ({', '.join(sorted(BUILTINS))}). Names are removed again on "
+                    "Ctrl-C or SIGTERM.")
+    serve.add_argument("targets", nargs="+", metavar="TARGET")
+    serve.add_argument("--name", help="register under this name (one TARGET only)")
+    serve.add_argument("--host", help="address to listen on (default: service.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: a free port)")
+    serve.set_defaults(run=run_serve, flags={"host": "service.host", "port": "service.port"})
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.name and len(args.targets) > 1:
+        raise ServiceLoadError("--name works with one TARGET only: run one `lonja serve` per name")
+    classes = [load_target(target) for target in args.targets]
+    host = ServiceHost(settings)
+    try:
+        for cls in classes:
+            host.add(cls, name=args.name)
+        run_host(host)
+    finally:
+        host.close()
+    return 0
+
+
+def run_host(host: ServiceHost, banner: str = "") -> None:
+    """Start `host`, print where each service listens, and serve until a stop signal arrives."""
+    with stop_on_signals(host.stop):
+        host.start()
+        if banner:
+            print(banner, flush=True)
+        for hosted in host.hosted:
+            print(f"serving {hosted.name} at {hosted.uri}", flush=True)
+        print("press Ctrl-C to stop", flush=True)
+        while not host.wait(0.5):
+            pass

@@ -1,0 +1,223 @@
+"""The service host's Pyro5 daemon: how one request is dispatched to a hosted object.
+
+It differs from Pyro5's `Daemon.handleRequest` in four ways, each closing a gap users hit:
+- oneway calls run on a bounded executor (Pyro5 starts a new thread per oneway call, without limit);
+  their errors are logged and counted instead of lost;
+- an `async def` method is awaited on the host's event loop (Pyro5 tries to serialize the coroutine);
+- a service's own exception travels with its type name and traceback (see `remote_errors`);
+- the daemon object also answers `describe(object_id)` (signatures and docs) and `stats()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import marshal
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from Pyro5 import client, config, core, errors, protocol, serializers
+from Pyro5.callcontext import current_context
+from Pyro5.server import (Daemon, DaemonObject, _get_attribute, _get_exposed_property_value,
+                          _set_exposed_property_value, _unpack_weakref, expose)
+
+from config import import_pyro
+
+from . import remote_errors
+from .describe import describe
+
+log = logging.getLogger("lonja.services")
+
+import_pyro()
+remote_errors.install()
+
+
+@expose
+class HostDaemonObject(DaemonObject):
+    """Pyro5's daemon object (`Pyro.Daemon`) plus lonja's introspection and counters."""
+
+    def describe(self, objectId: str) -> dict[str, Any]:
+        """Methods with signatures and docs, attributes and oneway flags of a hosted object."""
+        obj = _unpack_weakref(self.daemon.objectsById.get(objectId))
+        if obj is None:
+            raise errors.DaemonError(f"unknown object {objectId!r}")
+        return describe(obj)
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this host: oneway calls done and failed, calls served, live threads."""
+        return self.daemon.stats()
+
+
+class EventLoopThread:
+    """An asyncio loop in a background thread, started on first use, for `async def` methods."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._get_loop()).result()
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="lonja-asyncio", daemon=True).start()
+            return self._loop
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
+
+
+class HostDaemon(Daemon):
+    """A Pyro5 daemon with bounded oneway execution, async methods and faithful remote exceptions."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, oneway_workers: int = 8, **kwargs: Any) -> None:
+        super().__init__(host=host, port=port, interface=HostDaemonObject, **kwargs)
+        self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")
+        self._loop = EventLoopThread()
+        self._counts = {"calls": 0, "oneway_done": 0, "oneway_failed": 0}
+        self._counts_lock = threading.Lock()
+
+    def stats(self) -> dict[str, int]:
+        with self._counts_lock:
+            counts = dict(self._counts)
+        counts["threads"] = threading.active_count()
+        counts["oneway_pending"] = self._oneway._work_queue.qsize()
+        return counts
+
+    def close(self) -> None:
+        super().close()
+        self._oneway.shutdown(wait=False, cancel_futures=True)
+        self._loop.close()
+
+    def _count(self, key: str) -> None:
+        with self._counts_lock:
+            self._counts[key] += 1
+
+    def _invoke(self, method: Any, vargs: Any, kwargs: Any) -> Any:
+        result = method(*vargs, **kwargs)
+        if inspect.iscoroutine(result):
+            result = self._loop.run(result)
+        return result
+
+    def _run_oneway(self, method: Any, vargs: Any, kwargs: Any, context: dict, client_addr: Any) -> None:
+        current_context.from_global(context)
+        try:
+            self._invoke(method, vargs, kwargs)
+        except Exception as exc:
+            self._count("oneway_failed")
+            log.error("oneway call %s failed: %s: %s", getattr(method, "__name__", method), type(exc).__name__, exc)
+            self.methodcall_error_handler(self, client_addr, method, vargs, kwargs, exc)
+        else:
+            self._count("oneway_done")
+
+    def handleRequest(self, conn: Any) -> None:
+        """Receive one request on `conn`, run it, and send the reply (Pyro5's protocol, unchanged)."""
+        request_flags = 0
+        request_seq = 0
+        request_serializer_id = serializers.MarshalSerializer.serializer_id
+        was_batched = False
+        is_callback = False
+        msg = protocol.recv_stub(conn, [protocol.MSG_INVOKE, protocol.MSG_PING])
+        try:
+            request_flags = msg.flags
+            request_seq = msg.seq
+            request_serializer_id = msg.serializer_id
+            if msg.flags & protocol.FLAGS_CORR_ID:
+                current_context.correlation_id = uuid.UUID(bytes=msg.corr_id)
+            else:
+                current_context.correlation_id = uuid.uuid4()
+            if msg.type == protocol.MSG_PING:
+                reply = protocol.SendingMessage(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong",
+                                                annotations=self._response_annotations())
+                conn.send(reply.data)
+                return
+            serializer = serializers.serializers_by_id[msg.serializer_id]
+            if request_flags & protocol.FLAGS_KEEPSERIALIZED:
+                blobinfo, obj_id, method = marshal.loads(msg.annotations["BLBI"])
+                vargs, kwargs = (client.SerializedBlob(blobinfo, msg, is_blob=True),), {}
+            else:
+                obj_id, method, vargs, kwargs = serializer.loadsCall(msg.data)
+            current_context.client = conn
+            try:
+                current_context.client_sock_addr = conn.sock.getpeername()
+            except OSError:
+                current_context.client_sock_addr = None
+            current_context.seq = msg.seq
+            current_context.annotations = msg.annotations
+            current_context.msg_flags = msg.flags
+            current_context.serializer_id = msg.serializer_id
+            del msg
+            obj = _unpack_weakref(self.objectsById.get(obj_id))
+            if obj is None:
+                log.debug("unknown object requested: %s", obj_id)
+                raise errors.DaemonError("unknown object")
+            if inspect.isclass(obj):
+                obj = self._getInstance(obj, conn)
+            self._count("calls")
+            if request_flags & protocol.FLAGS_BATCH:
+                data = []
+                for method_name, call_vargs, call_kwargs in vargs:
+                    method = _get_attribute(obj, method_name)
+                    try:
+                        data.append(self._invoke(method, call_vargs, call_kwargs or {}))
+                    except Exception as exc:
+                        self.methodcall_error_handler(self, current_context.client_sock_addr, method,
+                                                      call_vargs, call_kwargs, exc)
+                        exc._pyroTraceback = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)
+                        data.append(core._ExceptionWrapper(exc))
+                        break
+                was_batched = True
+                if request_flags & protocol.FLAGS_ONEWAY:
+                    return
+            elif method == "__getattr__":
+                data = _get_exposed_property_value(obj, vargs[0])
+            elif method == "__setattr__":
+                data = _set_exposed_property_value(obj, vargs[0], vargs[1])
+            else:
+                method = _get_attribute(obj, method)
+                if request_flags & protocol.FLAGS_ONEWAY:
+                    self._oneway.submit(self._run_oneway, method, vargs, kwargs or {},
+                                        current_context.to_global(), current_context.client_sock_addr)
+                    return
+                is_callback = getattr(method, "_pyroCallback", False)
+                try:
+                    data = self._invoke(method, vargs, kwargs or {})
+                except Exception as exc:
+                    self.methodcall_error_handler(self, current_context.client_sock_addr, method, vargs, kwargs, exc)
+                    raise
+            if request_flags & protocol.FLAGS_ONEWAY:
+                return
+            if not was_batched:
+                is_stream, data = self._streamResponse(data, conn)
+                if is_stream:
+                    exc = errors.ProtocolError("result of call is an iterator")
+                    annotations = {"STRM": data.encode()} if data else {}
+                    self._sendExceptionResponse(conn, request_seq, serializer.serializer_id, exc, None,
+                                                annotations=annotations, flags=protocol.FLAGS_ITEMSTREAMRESULT)
+                    return
+            payload = serializer.dumps(data)
+            flags = protocol.FLAGS_BATCH if was_batched else 0
+            reply = protocol.SendingMessage(protocol.MSG_RESULT, flags, request_seq, serializer.serializer_id,
+                                            payload, annotations=self._response_annotations())
+            current_context.response_annotations = {}
+            conn.send(reply.data)
+        except Exception as exc:
+            if not isinstance(exc, errors.ConnectionClosedError) and not request_flags & protocol.FLAGS_ONEWAY:
+                if isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError):
+                    tblines = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)
+                    self._sendExceptionResponse(conn, request_seq, request_serializer_id, exc, tblines)
+            if is_callback or isinstance(exc, (errors.CommunicationError, errors.SecurityError)):
+                raise
+
+    def _response_annotations(self) -> dict[str, bytes]:
+        annotations = current_context.response_annotations
+        annotations.update(self.annotations())
+        return annotations

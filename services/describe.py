@@ -1,0 +1,79 @@
+"""Introspection of a hosted object: methods with signatures and docs, attributes, oneway flags.
+
+Pyro5's own metadata carries names only; this is what `lonja show` and the interactive shell display.
+Every value is a plain str/bool/list/dict so that any serializer can carry it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from Pyro5.server import _get_exposed_members
+
+
+def describe(obj: Any) -> dict[str, Any]:
+    """A serializable description of every exposed member of `obj` (an instance or a class)."""
+    cls = obj if inspect.isclass(obj) else type(obj)
+    exposed = _get_exposed_members(obj)
+    methods = {name: _describe_method(getattr(cls, name), name in exposed["oneway"])
+               for name in sorted(exposed["methods"])}
+    attributes = {name: {"doc": _first_line(getattr(cls, name, None)),
+                         "writable": getattr(getattr(cls, name, None), "fset", None) is not None}
+                  for name in sorted(exposed["attrs"])}
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "doc": _first_line(cls),
+            "methods": methods, "attributes": attributes}
+
+
+def _describe_method(func: Any, is_oneway: bool) -> dict[str, Any]:
+    target = inspect.unwrap(getattr(func, "__func__", func))
+    signature = _signature(func)
+    params = []
+    if signature is not None:
+        for p in signature.parameters.values():
+            if p.name in ("self", "cls") and not params:
+                continue
+            params.append({
+                "name": p.name,
+                "kind": p.kind.name.lower(),
+                "default": None if p.default is p.empty else repr(p.default),
+                "annotation": None if p.annotation is p.empty else _annotation(p.annotation),
+            })
+        text = str(signature.replace(parameters=[
+            p for i, p in enumerate(signature.parameters.values()) if not (i == 0 and p.name in ("self", "cls"))]))
+    else:
+        text = "(...)"
+    return {
+        "signature": text,
+        "params": params,
+        "returns": None if signature is None or signature.return_annotation is signature.empty
+        else _annotation(signature.return_annotation),
+        "doc": inspect.cleandoc(target.__doc__) if target.__doc__ else "",
+        "oneway": is_oneway,
+        "idempotent": bool(getattr(target, "_lonja_idempotent", False)),
+        "async": inspect.iscoroutinefunction(target),
+        "generator": inspect.isgeneratorfunction(target),
+    }
+
+
+def _signature(func: Any) -> inspect.Signature | None:
+    """The signature with string annotations evaluated where possible (`from __future__ import annotations`)."""
+    for eval_str in (True, False):
+        try:
+            return inspect.signature(func, eval_str=eval_str)
+        except (NameError, SyntaxError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _annotation(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, type):
+        return value.__name__ if value.__module__ == "builtins" else f"{value.__module__}.{value.__qualname__}"
+    return str(value).replace("typing.", "")
+
+
+def _first_line(thing: Any) -> str:
+    doc = inspect.getdoc(thing) if thing is not None else None
+    return doc.strip().splitlines()[0] if doc else ""

@@ -1,0 +1,165 @@
+"""A service host: one daemon serving one or more services, registered in the name server.
+
+Names are registered when the host starts and removed when it stops, including on SIGINT/SIGTERM
+(Pyro5's `serve()` never unregisters). A name held by a live server is refused; one left behind by a
+dead server is taken over.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import Pyro5.errors
+from Pyro5.client import Proxy
+
+from clients.naming import NameServerClient
+from config import Settings
+
+from .daemon import HostDaemon
+from .decorators import service_info
+from .errors import NameTaken, ServiceLoadError
+
+log = logging.getLogger("lonja.services")
+
+BUILTINS = {"echo": "services.builtin.echo:Echo"}
+LONJA_TAG = "lonja:service"
+
+
+@dataclass
+class Hosted:
+    """One service on this host: its name, URI and name-server metadata."""
+
+    name: str
+    uri: str
+    metadata: frozenset[str]
+    target: Any
+
+
+def load_target(target: str) -> type:
+    """Import `package.module:Class`, or a built-in service by name (e.g. "echo")."""
+    spec = BUILTINS.get(target, target)
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ServiceLoadError(f"cannot load {target!r}: expected package.module:Class or a built-in "
+                               f"service ({', '.join(sorted(BUILTINS))})")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ServiceLoadError(f"cannot import module {module_name!r} for {target!r}: {exc}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise ServiceLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not inspect.isclass(obj):
+        raise ServiceLoadError(f"{target!r} is not a class")
+    return obj
+
+
+class ServiceHost:
+    """Hosts services in one daemon and keeps their names in the name server while it runs."""
+
+    def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None,
+                 ns: str | tuple[str, int] | None = None) -> None:
+        self.settings = settings
+        self.daemon = HostDaemon(host=host or settings["service.host"],
+                                 port=settings["service.port"] if port is None else port,
+                                 oneway_workers=settings["service.oneway_workers"])
+        self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
+                                   timeout=settings["client.connect_timeout"] or None)
+        self.hosted: list[Hosted] = []
+        self._registered: list[Hosted] = []
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def add(self, target: type | object, name: str | None = None, metadata: set[str] | None = None) -> Hosted:
+        """Host a service class (one instance is made) or object under `name` (default: its @service name).
+
+        On a host that has started, the name is registered at once.
+        """
+        cls = target if inspect.isclass(target) else type(target)
+        info = service_info(cls)
+        name = name or (info.name if info else None)
+        if not name:
+            raise ServiceLoadError(f"{cls.__qualname__} has no service name: decorate it with "
+                                   f"@service(\"name\") or pass --name")
+        if any(h.name == name for h in self.hosted):
+            raise ServiceLoadError(f"two services on this host want the name {name!r}: use --name")
+        if inspect.isclass(target) and not hasattr(target, "_pyroInstancing"):
+            try:
+                target = target()
+            except Exception as exc:
+                raise ServiceLoadError(f"cannot create {cls.__qualname__}(): {type(exc).__name__}: {exc}") from None
+        tags = {LONJA_TAG, f"class:{cls.__module__}.{cls.__qualname__}"}
+        tags |= set(info.metadata if info else ()) | set(metadata or ())
+        uri = self.daemon.register(target, objectId=name)
+        hosted = Hosted(name, str(uri), frozenset(tags), target)
+        self.hosted.append(hosted)
+        if self._thread is not None:
+            self._claim(hosted)
+        return hosted
+
+    def start(self) -> None:
+        """Register every hosted name and serve requests in a background thread."""
+        for hosted in self.hosted:
+            self._claim(hosted)
+        self._thread = threading.Thread(target=self.daemon.requestLoop, name="lonja-host", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until `stop()` is called (True) or the timeout passes (False)."""
+        return self._stopped.wait(timeout)
+
+    def stop(self) -> None:
+        """Ask a running host to stop; safe from signal handlers and other threads."""
+        self._stopped.set()
+
+    def close(self) -> None:
+        """Unregister every name this host registered, then stop serving."""
+        self._stopped.set()
+        for hosted in reversed(self._registered):
+            try:
+                if self.ns.lookup(hosted.name)[0] == hosted.uri:
+                    self.ns.remove(hosted.name)
+            except Exception as exc:  # the name server may be gone; the names then die with it
+                log.warning("could not unregister %s: %s", hosted.name, exc)
+        self._registered.clear()
+        self.ns.close()
+        if self._thread is not None:
+            self.daemon.shutdown()
+            self._thread.join(timeout=5)
+        else:
+            self.daemon.close()
+
+    def __enter__(self) -> "ServiceHost":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _claim(self, hosted: Hosted) -> None:
+        existing = self.ns.list(hosted.name).get(hosted.name)
+        if existing and existing[0] != hosted.uri and _is_alive(existing[0]):
+            raise NameTaken(f"the name {hosted.name!r} is already served by {existing[0]}: stop that server, "
+                            f"or host this one under another name with --name")
+        self.ns.register(hosted.name, hosted.uri, hosted.metadata)
+        self._registered.append(hosted)
+        log.info("registered %s as %s", hosted.name, hosted.uri)
+
+
+def _is_alive(uri: str, timeout: float = 2.0) -> bool:
+    """True if the object behind `uri` exists on a running daemon (not just: its port opens)."""
+    proxy = Proxy(uri)
+    proxy._pyroTimeout = timeout
+    try:
+        proxy._pyroBind()
+        return True
+    except Pyro5.errors.CommunicationError:
+        return False
+    finally:
+        proxy._pyroRelease()

@@ -1,0 +1,70 @@
+"""Plain Pyro5 clients and tools work against lonja's name server and services, unchanged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from clients import NameServerClient
+
+PLAIN_CLIENT = textwrap.dedent('''
+    import sys
+    import Pyro5.api
+    host, port = sys.argv[1], int(sys.argv[2])
+    ns = Pyro5.api.locate_ns(host, port)
+    print("names", sorted(ns.list()))
+    with Pyro5.api.Proxy(f"PYRONAME:echo@{host}:{port}") as echo:
+        print("echo", echo.echo([1, "two"]))
+        try:
+            echo.fail("plain")
+        except Exception as exc:
+            print("error", type(exc).__name__, exc, exc.lonja_remote_type)
+            print("traceback", "raise EchoError" in "".join(exc._pyroTraceback))
+''')
+
+
+def _plain_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYRO_", "LONJA_"))}
+
+
+def test_plain_pyro5_client_resolves_pyroname_and_calls(lonja, ns, echo):
+    host, port = ns.split(":")
+    result = subprocess.run([sys.executable, "-c", PLAIN_CLIENT, host, port], capture_output=True, text=True,
+                            timeout=30, env=_plain_env())
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "names ['Pyro.NameServer', 'echo']"
+    assert lines[1] == "echo [1, 'two']"
+    assert lines[2] == "error Exception plain services.builtin.echo.EchoError"
+    assert lines[3] == "traceback True"
+
+
+def test_pyro5_nsc_list_and_lookup(lonja, ns, echo):
+    host, port = ns.split(":")
+    nsc = Path(sys.executable).with_name("pyro5-nsc")
+    command = [str(nsc)] if nsc.exists() else [sys.executable, "-m", "Pyro5.nsc"]
+    listing = subprocess.run([*command, "-n", host, "-p", port, "list"], capture_output=True, text=True,
+                             timeout=30, env=_plain_env())
+    assert listing.returncode == 0, listing.stderr
+    assert "echo --> PYRO:echo@127.0.0.1:" in listing.stdout
+    lookup = subprocess.run([*command, "-n", host, "-p", port, "lookup", "echo"], capture_output=True,
+                            text=True, timeout=30, env=_plain_env())
+    assert "PYRO:echo@127.0.0.1:" in lookup.stdout
+
+
+def test_sqlite_registrations_survive_a_name_server_restart(lonja):
+    storage = f"sqlite:{lonja.tmp_path / 'names.sqlite'}"
+    server, ns = lonja.nameserver(storage=storage)
+    with NameServerClient(ns) as names:
+        names.register("kept.one", "PYRO:obj@127.0.0.1:1", {"a"})
+        names.register("Kept.two", "PYRO:obj@127.0.0.1:2")
+    assert server.stop(signal.SIGTERM) == 0
+    port = int(ns.split(":")[1])
+    lonja.nameserver(storage=storage, port=port)
+    with NameServerClient(ns) as names:
+        assert names.list("kept.") == {"kept.one": ("PYRO:obj@127.0.0.1:1", frozenset({"a"}))}
+        assert "Kept.two" in names.list()
