@@ -3,15 +3,19 @@
     from clients import connect
     with connect("echo") as echo:
         print(echo.echo("hi"))
+
+Futures from `.future()` are `concurrent.futures.Future`s, so `clients.wait` and `clients.as_completed`
+are the standard library's.
 """
 
-from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, as_completed, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
 from .errors import (CallTimeout, LonjaError, NameNotFound, NameServerUnreachable, OutcomeUnknown, RemoteError,
-                     ServiceUnreachable)
+                     SerializationError, ServiceUnreachable, UsageError)
 from .naming import NameServerClient
 from .proxy import Batch, RemoteMethod, RemoteStream, ServiceProxy, connect
 
 __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Batch", "CallTimeout", "LonjaError",
            "NameNotFound", "NameServerClient", "NameServerUnreachable", "OutcomeUnknown", "RemoteError",
-           "RemoteMethod", "RemoteStream", "ServiceProxy", "ServiceUnreachable", "as_completed", "connect", "wait"]
+           "RemoteMethod", "RemoteStream", "SerializationError", "ServiceProxy", "ServiceUnreachable",
+           "UsageError", "as_completed", "connect", "wait"]

@@ -55,11 +55,18 @@ class _NotSent(Exception):
     """Internal: the request never left this process, so it is safe to try again."""
 
 
+class _Connection(Proxy):
+    """One Pyro5 connection that introduces itself as a lonja client and keeps the host's answer."""
+
+    def _pyroValidateHandshake(self, response: Any) -> None:
+        object.__setattr__(self, "_lonja_hello", response if isinstance(response, dict) else {})
+
+
 class ServiceProxy:
     """A thread-safe proxy for one remote object, found by name (through the name server) or by URI."""
 
     def __init__(self, target: str, *, ns: str | None = None, timeout: float | None = None,
-                 serializer: str | None = None) -> None:
+                 retries: int | None = None, serializer: str | None = None) -> None:
         settings = current_settings()
         self._target = target
         self._by_name = not target.startswith(("PYRO:", "PYRONAME:", "PYROMETA:"))
@@ -71,7 +78,7 @@ class ServiceProxy:
         self._serializer = serializer or settings["client.serializer"]
         self._options = CallOptions(
             timeout=timeout if timeout is not None else (settings["client.timeout"] or None),
-            retries=settings["client.retries"],
+            retries=settings["client.retries"] if retries is None else retries,
             connect_timeout=settings["client.connect_timeout"] or 2.0)
         self._pool_size = settings["client.pool_size"]
         self._idle: list[Proxy] = []
@@ -161,35 +168,29 @@ class ServiceProxy:
 
     def _call(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int = 0) -> Any:
         """Make one call; retry failures that happened before the request was sent."""
+        return self._retrying(lambda: self._call_once(method, args, kwargs, options, flags), method, options)
+
+    def _retrying(self, attempt_once: Callable[[], Any], method: str | None, options: CallOptions) -> Any:
+        """Run `attempt_once`, again after a backoff if it failed before sending (or sent an idempotent call)."""
         attempt = 0
         while True:
             try:
-                return self._call_once(method, args, kwargs, options, flags)
+                return attempt_once()
             except _NotSent as not_sent:
                 cause = not_sent.__cause__
-                if attempt >= options.retries or isinstance(cause, (NameServerUnreachable,)):
+                if attempt >= options.retries or isinstance(cause, NameServerUnreachable):
                     if isinstance(cause, LonjaError):
                         raise cause from None
                     raise ServiceUnreachable(self._unreachable_message(cause)) from None
-                attempt += 1
-                self._forget_uri()
-                time.sleep(_backoff(attempt))
             except OutcomeUnknown:
-                if attempt >= options.retries or not self._is_idempotent(method):
+                if attempt >= options.retries or method is None or not self._is_idempotent(method):
                     raise
-                attempt += 1
-                self._forget_uri()
-                time.sleep(_backoff(attempt))
+            attempt += 1
+            self._forget_uri()
+            time.sleep(_backoff(attempt))
 
     def _call_once(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int) -> Any:
-        try:
-            proxy = self._acquire(options)
-        except NameNotFound as exc:
-            raise _NotSent() from exc
-        except LonjaError as exc:
-            raise _NotSent() from exc
-        except Pyro5.errors.CommunicationError as exc:
-            raise _NotSent() from exc
+        proxy = self._acquire_before_send(options)
         proxy._pyroTimeout = options.timeout
         try:
             result = proxy._pyroInvoke(method, args, kwargs, flags=flags)
@@ -229,10 +230,7 @@ class ServiceProxy:
         return result
 
     def _is_idempotent(self, method: str) -> bool:
-        try:
-            return bool(self.describe()["methods"].get(method, {}).get("idempotent"))
-        except LonjaError:
-            return False
+        return self._meta is not None and method in self._meta["idempotent"]
 
     # -- connections --------------------------------------------------------------------------------
 
@@ -250,13 +248,16 @@ class ServiceProxy:
                 return proxy
             _release(proxy)
         uri = self._resolve()
-        proxy = Proxy(uri)
+        proxy = _Connection(uri)
         proxy._pyroSerializer = self._serializer
         proxy._pyroTimeout = options.connect_timeout
+        proxy._pyroHandshake = {"lonja": 1, "object": URI(uri).object}
         proxy._pyroBind()
         if self._meta is None:
+            hello = getattr(proxy, "_lonja_hello", {})
             self._meta = {"methods": frozenset(proxy._pyroMethods), "attrs": frozenset(proxy._pyroAttrs),
-                          "oneway": frozenset(proxy._pyroOneway)}
+                          "oneway": frozenset(proxy._pyroOneway),
+                          "idempotent": frozenset(hello.get("idempotent", ()))}
         return proxy
 
     def _give_back(self, proxy: Proxy) -> None:
@@ -268,14 +269,18 @@ class ServiceProxy:
 
     def _metadata(self) -> dict[str, frozenset[str]]:
         if self._meta is None:
-            self._give_back(self._acquire_or_raise())
+            self._retrying(lambda: self._give_back(self._acquire_before_send(self._options)), None, self._options)
         return self._meta
 
-    def _acquire_or_raise(self) -> Proxy:
+    def _acquire_before_send(self, options: CallOptions) -> Proxy:
+        """`_acquire`, with every failure marked as one that happened before anything was sent."""
         try:
-            return self._acquire(self._options)
-        except Pyro5.errors.CommunicationError as exc:
-            raise ServiceUnreachable(self._unreachable_message(exc)) from None
+            return self._acquire(options)
+        except (LonjaError, Pyro5.errors.CommunicationError) as exc:
+            raise _NotSent() from exc
+
+    def _acquire_or_raise(self) -> Proxy:
+        return self._retrying(lambda: self._acquire_before_send(self._options), None, self._options)
 
     def _resolve(self) -> str:
         uri = self._uri
@@ -452,16 +457,18 @@ class Batch:
         return values
 
 
-def connect(target: str, *, ns: str | None = None, timeout: float | None = None,
+def connect(target: str, *, ns: str | None = None, timeout: float | None = None, retries: int | None = None,
             serializer: str | None = None) -> ServiceProxy:
     """A proxy for the service registered as `target` (or a PYRO:/PYRONAME: URI).
 
     `ns` is the name server as "host:port" (default: settings, LONJA_NS, else 127.0.0.1:9090);
-    `timeout` is the default per-call timeout in seconds. Nothing is contacted until the first call.
+    `timeout` is the default per-call timeout in seconds; `retries` how often a call that failed before
+    it was sent is tried again (default: client.retries); `serializer` one of msgpack, serpent, json,
+    marshal. Nothing is contacted until the first call.
     """
     if not isinstance(target, str) or not target.strip():
         raise ValueError("connect() needs a service name or URI, e.g. connect('echo')")
-    return ServiceProxy(target.strip(), ns=ns, timeout=timeout, serializer=serializer)
+    return ServiceProxy(target.strip(), ns=ns, timeout=timeout, retries=retries, serializer=serializer)
 
 
 def _release(proxy: Proxy) -> None:

@@ -34,7 +34,7 @@ def apply_to_pyro(settings: Settings) -> None:
     pyro = import_pyro()
     cfg = pyro.config
     cfg.SERIALIZER = settings["client.serializer"]
-    cfg.SERVERTYPE = settings["service.servertype"]
+    cfg.SERVERTYPE = "thread" if settings["service.servertype"] == "adaptive" else settings["service.servertype"]
     cfg.THREADPOOL_SIZE = settings["service.threads"]
     cfg.THREADPOOL_SIZE_MIN = min(cfg.THREADPOOL_SIZE_MIN, cfg.THREADPOOL_SIZE)
     cfg.MAX_MESSAGE_SIZE = settings["limits.max_message_size"]

@@ -74,7 +74,7 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "client.workers": _positive,
     "service.host": _host,
     "service.port": _port,
-    "service.servertype": _choice("thread", "multiplex"),
+    "service.servertype": _choice("adaptive", "thread", "multiplex"),
     "service.threads": _positive,
     "service.oneway_workers": _positive,
     "limits.max_message_size": _positive,

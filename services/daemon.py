@@ -5,7 +5,8 @@ It differs from Pyro5's `Daemon.handleRequest` in four ways, each closing a gap 
   their errors are logged and counted instead of lost;
 - an `async def` method is awaited on the host's event loop (Pyro5 tries to serialize the coroutine);
 - a service's own exception travels with its type name and traceback (see `remote_errors`);
-- the daemon object also answers `describe(object_id)` (signatures and docs) and `stats()`.
+- the daemon object also answers `describe(object_id)` (signatures and docs) and `stats()`;
+- a lonja client's handshake is answered with the object's `@idempotent` methods.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from Pyro5.server import (Daemon, DaemonObject, _get_attribute, _get_exposed_pro
 from config import import_pyro
 
 from . import remote_errors
-from .describe import describe
+from .describe import describe, idempotent_methods
+from .transport import AdaptiveServer
 
 log = logging.getLogger("lonja.services")
 
@@ -78,8 +80,19 @@ class EventLoopThread:
 class HostDaemon(Daemon):
     """A Pyro5 daemon with bounded oneway execution, async methods and faithful remote exceptions."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, oneway_workers: int = 8, **kwargs: Any) -> None:
-        super().__init__(host=host, port=port, interface=HostDaemonObject, **kwargs)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, oneway_workers: int = 8,
+                 servertype: str | None = None, max_threads: int = 64, **kwargs: Any) -> None:
+        servertype = servertype or config.SERVERTYPE
+        pyro_type = "multiplex" if servertype == "adaptive" else servertype
+        previous, config.SERVERTYPE = config.SERVERTYPE, pyro_type  # Pyro5 picks its transport from config
+        try:
+            super().__init__(host=host, port=port, interface=HostDaemonObject, **kwargs)
+        finally:
+            config.SERVERTYPE = previous
+        if servertype == "adaptive":
+            self.transportServer.__class__ = AdaptiveServer  # same state, leader/followers loop on top
+            self.transportServer.start_pool(max_threads)
+        self.servertype = servertype
         self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")
         self._loop = EventLoopThread()
         self._counts = {"calls": 0, "oneway_done": 0, "oneway_failed": 0}
@@ -96,6 +109,13 @@ class HostDaemon(Daemon):
         super().close()
         self._oneway.shutdown(wait=False, cancel_futures=True)
         self._loop.close()
+
+    def validateHandshake(self, conn: Any, data: Any) -> Any:
+        """Answer a lonja client's hello with what it needs to know about the object it connects to."""
+        if isinstance(data, dict) and data.get("lonja"):
+            obj = _unpack_weakref(self.objectsById.get(data.get("object")))
+            return {"lonja": 1, "idempotent": idempotent_methods(obj) if obj is not None else []}
+        return super().validateHandshake(conn, data)
 
     def _count(self, key: str) -> None:
         with self._counts_lock:
@@ -172,7 +192,7 @@ class HostDaemon(Daemon):
                         self.methodcall_error_handler(self, current_context.client_sock_addr, method,
                                                       call_vargs, call_kwargs, exc)
                         exc._pyroTraceback = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)
-                        data.append(core._ExceptionWrapper(exc))
+                        data.append(core._ExceptionWrapper(exc).__serialized_dict__())  # marshal-safe
                         break
                 was_batched = True
                 if request_flags & protocol.FLAGS_ONEWAY:

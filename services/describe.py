@@ -25,6 +25,14 @@ def describe(obj: Any) -> dict[str, Any]:
             "methods": methods, "attributes": attributes}
 
 
+def idempotent_methods(obj: Any) -> list[str]:
+    """Names of the exposed methods of `obj` marked `@idempotent` (safe for a client to re-send)."""
+    cls = obj if inspect.isclass(obj) else type(obj)
+    return sorted(name for name in _get_exposed_members(obj)["methods"]
+                  if getattr(inspect.unwrap(getattr(getattr(cls, name), "__func__", getattr(cls, name))),
+                             "_lonja_idempotent", False))
+
+
 def _describe_method(func: Any, is_oneway: bool) -> dict[str, Any]:
     target = inspect.unwrap(getattr(func, "__func__", func))
     signature = _signature(func)

@@ -68,7 +68,9 @@ class ServiceHost:
         self.settings = settings
         self.daemon = HostDaemon(host=host or settings["service.host"],
                                  port=settings["service.port"] if port is None else port,
-                                 oneway_workers=settings["service.oneway_workers"])
+                                 oneway_workers=settings["service.oneway_workers"],
+                                 servertype=settings["service.servertype"],
+                                 max_threads=settings["service.threads"])
         self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
                                    timeout=settings["client.connect_timeout"] or None)
         self.hosted: list[Hosted] = []

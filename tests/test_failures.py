@@ -1,0 +1,85 @@
+"""Failures a client lives through: a service killed mid-call, restarted elsewhere, or not yet there."""
+
+from __future__ import annotations
+
+import signal
+import textwrap
+import time
+
+import pytest
+
+from clients import OutcomeUnknown, ServiceUnreachable, connect
+from conftest import free_port
+
+FLAKY = textwrap.dedent('''
+    import time
+    from services import idempotent, service
+
+    @service("flaky")
+    class Flaky:
+        @idempotent
+        def lookup(self, seconds: float) -> str:
+            time.sleep(seconds)
+            return "looked up"
+
+        def charge(self, seconds: float) -> str:
+            time.sleep(seconds)
+            return "charged"
+''')
+
+
+def test_outcome_unknown_when_the_service_dies_mid_call(lonja, ns, echo):
+    proxy = connect("echo", ns=ns)
+    assert proxy.echo(1) == 1
+    future = proxy.slow.future(30)
+    time.sleep(0.5)  # let the request reach the service
+    echo.stop(signal.SIGKILL)
+    with pytest.raises(OutcomeUnknown, match="the call may or may not have run"):
+        future.result(timeout=20)
+    proxy.close()
+
+
+def test_idempotent_call_is_resent_to_a_restarted_service(lonja, ns, tmp_path):
+    (tmp_path / "flaky.py").write_text(FLAKY)
+    first = lonja.start("serve", "flaky:Flaky", "--ns", ns)
+    proxy = connect("flaky", ns=ns)
+    assert proxy.lookup(0) == "looked up"
+
+    charge = proxy.charge.future(30)
+    lookup = proxy.lookup.options(retries=12).future(1.5)
+    time.sleep(0.5)
+    first.stop(signal.SIGKILL)
+    lonja.start("serve", "flaky:Flaky", "--ns", ns)
+    assert lookup.result(timeout=60) == "looked up", "an idempotent call is re-sent after the failure"
+    with pytest.raises(OutcomeUnknown):
+        charge.result(timeout=20)  # not idempotent: never re-sent
+    proxy.close()
+
+
+def test_service_restarted_on_a_new_port_is_found_again(lonja, ns):
+    first = lonja.start("serve", "echo", "--ns", ns, "--port", str(free_port()))
+    proxy = connect("echo", ns=ns)
+    old_uri = proxy.uri
+    assert proxy.pid() == first.pid
+    assert first.stop(signal.SIGTERM) == 0
+    second = lonja.start("serve", "echo", "--ns", ns, "--port", str(free_port()))
+    assert proxy.pid() == second.pid
+    assert proxy.uri != old_uri
+    proxy.close()
+
+
+def test_calls_wait_for_a_name_that_is_not_registered_yet(lonja, ns):
+    server = lonja.start("serve", "echo", "--ns", ns, ready=None)  # not registered yet
+    with connect("echo", ns=ns, retries=12) as proxy:
+        assert proxy.pid() == server.pid
+
+
+def test_retries_then_a_clear_error_when_the_service_stays_down(lonja, ns, echo):
+    proxy = connect("echo", ns=ns)
+    assert proxy.echo(1) == 1
+    echo.stop(signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(ServiceUnreachable, match="does not answer"):
+        proxy.echo.options(retries=2)(1)
+    assert time.monotonic() - started < 10
+    proxy.close()

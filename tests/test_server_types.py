@@ -1,0 +1,46 @@
+"""Each server type a host can run: the same calls work, and slow calls overlap where the type allows."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from clients import connect
+from config import load_settings
+from services import ServiceHost, load_target
+
+
+@pytest.mark.parametrize("servertype", ["adaptive", "thread", "multiplex"])
+def test_server_type_serves_calls(ns, servertype):
+    settings = load_settings(environ={"LONJA_SERVICE_SERVERTYPE": servertype})
+    with ServiceHost(settings, ns=ns) as host:
+        host.add(load_target("echo"), name=f"echo.{servertype}")
+        assert host.daemon.servertype == servertype
+        with connect(f"echo.{servertype}", ns=ns) as proxy:
+            assert proxy.echo([1, 2]) == [1, 2]
+            assert list(proxy.count(3)) == [0, 1, 2]
+            results = [f.result(timeout=30) for f in [proxy.echo.future(i) for i in range(50)]]
+            assert results == list(range(50))
+            started = time.monotonic()
+            slow = [proxy.slow.future(0.5) for _ in range(6)]
+            [f.result(timeout=30) for f in slow]
+            elapsed = time.monotonic() - started
+            if servertype == "multiplex":
+                assert elapsed >= 6 * 0.5 * 0.9, "multiplex runs one call at a time"
+            else:
+                assert elapsed < 6 * 0.5 / 2, f"{servertype}: slow calls did not overlap"
+
+
+def test_adaptive_keeps_serving_fast_calls_while_one_blocks(ns):
+    with ServiceHost(load_settings(environ={}), ns=ns) as host:
+        host.add(load_target("echo"))
+        with connect("echo", ns=ns) as blocked, connect("echo", ns=ns) as other:
+            stuck = blocked.slow.future(3)
+            time.sleep(0.2)
+            started = time.monotonic()
+            assert [other.echo(i) for i in range(20)] == list(range(20))
+            assert time.monotonic() - started < 2.5, "fast calls waited for the blocked one"
+            assert stuck.result(timeout=30) == 3
+        assert threading.active_count() < 100
