@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .settings import Settings
+from .settings import Settings, is_secret
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -18,10 +18,17 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    values = {key: {"value": _shown(key, v.value), "source": v.source} for key, v in settings.items()}
     if args.json:
-        print(json.dumps({key: {"value": v.value, "source": v.source} for key, v in settings.items()}, indent=2))
+        print(json.dumps(values, indent=2))
         return 0
-    width = max(len(key) for key, _ in settings.items())
-    for key, value in settings.items():
-        print(f"{key:<{width}} = {json.dumps(value.value):<24} # {value.source}")
+    width = max(len(key) for key in values)
+    for key, value in values.items():
+        print(f"{key:<{width}} = {json.dumps(value['value']):<24} # {value['source']}")
     return 0
+
+
+def _shown(key: str, value: object) -> object:
+    if is_secret(key) and value:
+        return ["(hidden)"] * len(value) if isinstance(value, list) else "(hidden)"
+    return value

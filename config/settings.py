@@ -44,6 +44,18 @@ def _positive(value: int) -> None:
         raise ValueError("must be 1 or more")
 
 
+def _positive_float(value: float) -> None:
+    if value <= 0:
+        raise ValueError("a number above 0")
+
+
+def _tokens(value: list[str]) -> None:
+    for entry in value:
+        who, sep, secret = entry.partition(":")
+        if not sep or not who or len(secret) < 8:
+            raise ValueError('"who:secret" entries with a secret of 8 or more characters')
+
+
 def _choice(*choices: str) -> Callable[[str], None]:
     def check(value: str) -> None:
         if value not in choices:
@@ -78,8 +90,21 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "service.threads": _positive,
     "service.oneway_workers": _positive,
     "limits.max_message_size": _positive,
+    "limits.max_connections": _positive,
+    "ns.lease_ttl": _positive_float,
+    "ns.sweep_interval": _positive_float,
+    "ns.probe_interval": _positive_float,
+    "ns.probe_grace": _non_negative,
+    "auth.admin_tokens": _tokens,
+    "auth.service_tokens": _tokens,
+    "auth.reader_tokens": _tokens,
     "log.level": _choice("debug", "info", "warning", "error"),
 }
+
+
+def is_secret(key: str) -> bool:
+    """Token settings are never printed: not in errors, not by `lonja config show`."""
+    return key in ("auth.admin_tokens", "auth.service_tokens", "auth.reader_tokens", "auth.token")
 
 
 @dataclass(frozen=True)
@@ -255,6 +280,12 @@ def _coerce(key: str, raw: Any, default: Any, where: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError("a number")
             value = float(raw)
+        elif kind is list:
+            if isinstance(raw, str):
+                raw = [item.strip() for item in raw.split(",") if item.strip()]
+            if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+                raise ValueError("a list of strings (comma-separated in the environment)")
+            value = list(raw)
         else:
             if not isinstance(raw, str):
                 raise ValueError("a string")
@@ -265,7 +296,8 @@ def _coerce(key: str, raw: Any, default: Any, where: str) -> Any:
     except (TypeError, ValueError) as exc:
         expected = str(exc) if str(exc) and "invalid literal" not in str(exc) and "could not convert" not in str(exc) \
             else f"a {kind.__name__}"
-        raise ConfigError(f"invalid value {raw!r} for {key} from {where}: expected {expected}") from None
+        shown = "(hidden)" if is_secret(key) else repr(raw)
+        raise ConfigError(f"invalid value {shown} for {key} from {where}: expected {expected}") from None
     return value
 
 
