@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from config import Settings
-from nameserver.server import start_nameserver
+from nameserver.server import NameServerPolicy, start_nameserver
 from services.cli import run_host
 from services.host import BUILTINS, ServiceHost, load_target
 
@@ -23,7 +23,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run_up(args: argparse.Namespace, settings: Settings) -> int:
     ns = start_nameserver(host=settings["ns.host"], port=settings["ns.port"], storage=settings["ns.storage"],
-                          data_dir=settings.data_dir, broadcast=settings["ns.broadcast"])
+                          data_dir=settings.data_dir, broadcast=settings["ns.broadcast"],
+                          policy=NameServerPolicy.from_settings(settings))
     try:
         ns.start_in_thread()
         host = ServiceHost(settings, host=settings["ns.host"], ns=(ns.host, ns.port))

@@ -4,8 +4,8 @@ This package never imports `services` or `clients`.
 """
 
 from .errors import NameServerError, StorageError
-from .server import (LonjaNameServer, NameServerDaemon, NameServerHandle, run_nameserver,
-                     start_nameserver)
+from .names import LonjaNameServer
+from .server import NameServerDaemon, NameServerHandle, NameServerPolicy, run_nameserver, start_nameserver
 from .storage import MemoryStorage, SqliteStorage, Storage, make_storage
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "NameServerDaemon",
     "NameServerError",
     "NameServerHandle",
+    "NameServerPolicy",
     "SqliteStorage",
     "Storage",
     "StorageError",

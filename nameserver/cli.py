@@ -6,7 +6,7 @@ import argparse
 
 from config import Settings
 
-from .server import run_nameserver
+from .server import NameServerPolicy, run_nameserver
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -23,4 +23,5 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run_ns(args: argparse.Namespace, settings: Settings) -> int:
     return run_nameserver(host=settings["ns.host"], port=settings["ns.port"], storage=settings["ns.storage"],
-                          data_dir=settings.data_dir, broadcast=settings["ns.broadcast"])
+                          data_dir=settings.data_dir, broadcast=settings["ns.broadcast"],
+                          policy=NameServerPolicy.from_settings(settings))

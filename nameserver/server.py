@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import ipaddress
-import signal
+import logging
 import socket
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,8 +17,14 @@ import Pyro5.errors
 import Pyro5.nameserver
 import Pyro5.server
 
+from config import Settings, stop_on_signals
+from config.auth import AuthError, TokenTable
+
 from .errors import NameServerError
+from .names import LonjaNameServer
 from .storage import Storage, make_storage
+
+log = logging.getLogger("lonja.nameserver")
 
 NAMESERVER_METADATA = {"class:Pyro5.nameserver.NameServer"}
 """The tag Pyro5's own name server registers itself with; tools may yplookup it."""
@@ -28,16 +33,20 @@ SHUTDOWN_WAIT = 10.0
 """Seconds shutdown() waits for a request loop in another thread to return."""
 
 
-@Pyro5.server.expose
-class LonjaNameServer(Pyro5.nameserver.NameServer):
-    """Pyro5's name server, unchanged so far: the place for leases, watches and access control.
+@dataclass(frozen=True)
+class NameServerPolicy:
+    """How the name server judges liveness and who may write: leases, sweeps, probes, tokens."""
 
-    Exposed like its parent (Pyro5 uses a bare `@expose`), so plain Pyro5 clients and `pyro5-nsc`
-    talk to it as to Pyro5's own. Methods added here must be exposed one by one or by this decorator.
-    """
+    lease_ttl: float = 10.0
+    sweep_interval: float = 1.0
+    probe_interval: float = 5.0
+    probe_grace: float = 15.0
+    tokens: TokenTable = field(default_factory=lambda: TokenTable(False, {}, True))
 
-    def __init__(self, storage: Storage) -> None:
-        super().__init__(storage)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "NameServerPolicy":
+        return cls(settings["ns.lease_ttl"], settings["ns.sweep_interval"], settings["ns.probe_interval"],
+                   settings["ns.probe_grace"], TokenTable.from_settings(settings))
 
 
 class NameServerDaemon(Pyro5.server.Daemon):
@@ -47,8 +56,13 @@ class NameServerDaemon(Pyro5.server.Daemon):
     AutoCleaner is not started, whatever PYRO_NS_AUTOCLEAN says.
     """
 
-    def __init__(self, storage: Storage, host: str = "127.0.0.1", port: int = 9090) -> None:
-        self.nameserver = LonjaNameServer(storage)
+    def __init__(self, storage: Storage, host: str = "127.0.0.1", port: int = 9090,
+                 policy: NameServerPolicy | None = None) -> None:
+        self.policy = policy or NameServerPolicy()
+        self.nameserver = LonjaNameServer(storage, lease_ttl=self.policy.lease_ttl,
+                                          probe_interval=self.policy.probe_interval,
+                                          probe_grace=self.policy.probe_grace)
+        self._sweeping = threading.Event()
         try:
             super().__init__(host=host, port=port)
         except OSError as exc:
@@ -59,14 +73,31 @@ class NameServerDaemon(Pyro5.server.Daemon):
             raise NameServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         try:
             self.register(self.nameserver, Pyro5.core.NAMESERVER_NAME)
-            self.nameserver.register(Pyro5.core.NAMESERVER_NAME, self.uriFor(self.nameserver),
-                                     metadata=NAMESERVER_METADATA)
+            self.nameserver._register_self(self.uriFor(self.nameserver), NAMESERVER_METADATA)
         except BaseException:
             self.close()
             raise
+        threading.Thread(target=self._sweep_loop, name="lonja-ns-sweeper", daemon=True).start()
+
+    def validateHandshake(self, conn: Any, data: Any) -> Any:
+        """Find out who connects: a lonja client's token (if any) decides its role; plain Pyro5 is anonymous."""
+        token = data.get("token") if isinstance(data, dict) else None
+        try:
+            conn.lonja_identity = self.policy.tokens.identify(token)
+        except AuthError as exc:
+            raise Pyro5.errors.SecurityError(str(exc)) from None
+        return {"lonja": 1} if isinstance(data, dict) else super().validateHandshake(conn, data)
+
+    def _sweep_loop(self) -> None:
+        while not self._sweeping.wait(self.policy.sweep_interval):
+            try:
+                self.nameserver.sweep()
+            except Exception:  # the sweeper must outlive any one bad entry
+                log.exception("name server sweep failed")
 
     def close(self) -> None:
         """Stop listening and close the storage; safe to call twice."""
+        self._sweeping.set()
         super().close()
         self.nameserver.storage.close()
 
@@ -168,13 +199,14 @@ def _is_loopback(ip: str) -> bool:
 
 
 def start_nameserver(host: str = "127.0.0.1", port: int = 9090, storage: str = "sqlite",
-                     data_dir: Path = Path(".lonja"), broadcast: bool = False) -> NameServerHandle:
+                     data_dir: Path = Path(".lonja"), broadcast: bool = False,
+                     policy: NameServerPolicy | None = None) -> NameServerHandle:
     """Open the storage and bind the name server (port 0 picks a free one); nothing is served yet.
 
     Run it with `request_loop()` or `start_in_thread()`. With `broadcast`, a host that is not a
     loopback address also answers Pyro5's UDP discovery, as `Pyro5.nameserver.start_ns` does.
     """
-    daemon = NameServerDaemon(make_storage(storage, data_dir), host, port)
+    daemon = NameServerDaemon(make_storage(storage, data_dir), host, port, policy)
     broadcast_server = None
     bound_ip = daemon.sock.getsockname()[0]
     if broadcast and daemon.sock.family == socket.AF_INET and not _is_loopback(bound_ip):
@@ -188,29 +220,15 @@ def start_nameserver(host: str = "127.0.0.1", port: int = 9090, storage: str = "
     return NameServerHandle(daemon, broadcast_server)
 
 
-@contextlib.contextmanager
-def _stop_signals_call(stop: Callable[[], None]) -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM call `stop` (only the main thread may set signal handlers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {signum: signal.signal(signum, lambda _signum, _frame: stop()) for signum in signals}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def run_nameserver(host: str = "127.0.0.1", port: int = 9090, storage: str = "sqlite",
-                   data_dir: Path = Path(".lonja"), broadcast: bool = False) -> int:
+                   data_dir: Path = Path(".lonja"), broadcast: bool = False,
+                   policy: NameServerPolicy | None = None) -> int:
     """Run a name server in the foreground until SIGINT or SIGTERM, then close it cleanly; returns 0.
 
     Prints one line saying where it listens and which storage it uses.
     """
-    handle = start_nameserver(host, port, storage, data_dir, broadcast)
-    with _stop_signals_call(handle.shutdown), handle:
+    handle = start_nameserver(host, port, storage, data_dir, broadcast, policy)
+    with stop_on_signals(handle.shutdown), handle:
         print(f"name server listening on {handle.uri} (storage: {handle.storage_spec})", flush=True)
         handle.request_loop()
     return 0

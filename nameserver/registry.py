@@ -1,0 +1,131 @@
+"""What the name server knows beyond Pyro5's name -> URI table: instances, leases, health, and changes.
+
+A name may have several instances (processes serving the same class). Each instance has a status
+(serving, not serving, unknown), a last-seen time and, when a lonja host registered it, a lease that
+the host renews. Pyro5's storage keeps one URI per name for plain Pyro5 clients: always a serving
+instance when there is one (the "primary").
+
+Every change is appended to a numbered log that watchers read with `changes(since, timeout)`.
+The registry itself holds no lock of its own: the name server calls it under its lock.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVING = "serving"
+NOT_SERVING = "not serving"
+UNKNOWN = "unknown"
+
+ADDED = "added"
+REMOVED = "removed"
+STATUS = "status"
+
+
+@dataclass
+class Instance:
+    """One process serving a name."""
+
+    name: str
+    uri: str
+    owner: str
+    class_name: str = ""
+    lease_expires: float | None = None   # monotonic time; None: no lease (checked by probing instead)
+    status: str = UNKNOWN
+    last_seen: float = 0.0               # wall-clock time of the last renewal or successful probe
+    failing_since: float | None = None   # monotonic time of the first failed probe in a row
+    next_probe: float = 0.0
+    revalidate: bool = False             # loaded from storage at start: dropped at the first failed probe
+
+    def describe(self) -> dict[str, Any]:
+        return {"uri": self.uri, "status": self.status, "last_seen": self.last_seen,
+                "lease": self.lease_expires is not None, "class": self.class_name, "owner": self.owner}
+
+
+@dataclass
+class ChangeLog:
+    """Numbered changes, the newest `keep` of them, with a condition to wait on for new ones."""
+
+    keep: int = 10_000
+    seq: int = 0
+    events: collections.deque = field(default_factory=collections.deque)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def append(self, kind: str, name: str, uri: str, status: str) -> None:
+        with self.cond:
+            self.seq += 1
+            self.events.append({"seq": self.seq, "kind": kind, "name": name, "uri": uri, "status": status,
+                                "time": time.time()})
+            while len(self.events) > self.keep:
+                self.events.popleft()
+            self.cond.notify_all()
+
+    def since(self, seq: int, timeout: float, prefix: str = "") -> dict[str, Any]:
+        """Changes after `seq`, waiting up to `timeout` s for one; `reset` if `seq` is too old to answer."""
+        deadline = time.monotonic() + max(0.0, min(timeout, 60.0))
+        with self.cond:
+            while True:
+                if self.events and seq < self.events[0]["seq"] - 1:
+                    return {"seq": self.seq, "reset": True, "events": []}
+                found = [e for e in self.events if e["seq"] > seq and e["name"].startswith(prefix)]
+                remaining = deadline - time.monotonic()
+                if found or remaining <= 0 or seq > self.seq:
+                    return {"seq": self.seq, "reset": seq > self.seq, "events": found}
+                seq = self.seq  # nothing for this prefix yet: wait for later changes only
+                self.cond.wait(remaining)
+
+
+class Registry:
+    """Instances per name, in memory; the name server keeps its storage's primary URIs in step."""
+
+    def __init__(self) -> None:
+        self.instances: dict[str, dict[str, Instance]] = {}
+        self.log = ChangeLog()
+
+    def get(self, name: str) -> list[Instance]:
+        return list(self.instances.get(name, {}).values())
+
+    def find(self, name: str, uri: str) -> Instance | None:
+        return self.instances.get(name, {}).get(uri)
+
+    def add(self, instance: Instance) -> None:
+        self.instances.setdefault(instance.name, {})[instance.uri] = instance
+        self.log.append(ADDED, instance.name, instance.uri, instance.status)
+
+    def drop(self, name: str, uri: str) -> Instance | None:
+        by_uri = self.instances.get(name, {})
+        instance = by_uri.pop(uri, None)
+        if not by_uri:
+            self.instances.pop(name, None)
+        if instance is not None:
+            self.log.append(REMOVED, name, uri, instance.status)
+        return instance
+
+    def drop_name(self, name: str) -> None:
+        for instance in self.get(name):
+            self.drop(name, instance.uri)
+
+    def set_status(self, instance: Instance, status: str) -> None:
+        if status == SERVING:
+            instance.last_seen = time.time()
+        if instance.status != status:
+            instance.status = status
+            self.log.append(STATUS, instance.name, instance.uri, status)
+
+    def serving(self, name: str) -> list[Instance]:
+        return [i for i in self.get(name) if i.status == SERVING]
+
+    def primary(self, name: str) -> Instance | None:
+        """The instance plain Pyro5 clients should reach: a serving one if any, else the newest."""
+        instances = self.get(name)
+        serving = [i for i in instances if i.status == SERVING]
+        if serving:
+            return serving[0]
+        return instances[-1] if instances else None
+
+    def all(self) -> list[Instance]:
+        return [i for by_uri in self.instances.values() for i in by_uri.values()]
