@@ -19,12 +19,20 @@ class SerializationError(UsageError):
     """The arguments cannot be sent with the chosen serializer (e.g. bytes with json)."""
 
 
+class AccessDenied(LonjaError):
+    """The name server or service refused this caller: no token, a wrong token, or a role too weak."""
+
+
 class NameServerUnreachable(LonjaError):
     """No name server answers at the configured address."""
 
 
 class NameNotFound(LonjaError):
     """The name server has no entry for this name."""
+
+
+class NameConflict(LonjaError):
+    """The name is served by another live server of a different class."""
 
 
 class ServiceUnreachable(LonjaError):

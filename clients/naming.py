@@ -1,7 +1,8 @@
 """Talking to the name server: straight to host:port, never a broadcast wait.
 
 Pyro5's `locate_ns()` tries a UDP broadcast for about two seconds before it gives up; lonja always knows
-the address (flag, LONJA_NS, config or the default 127.0.0.1:9090) and goes there directly.
+the address (flag, LONJA_NS, config or the default 127.0.0.1:9090) and goes there directly, presenting
+this process's token (`auth.token`) on every connection.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from Pyro5.client import Proxy
 from Pyro5.core import NAMESERVER_NAME
 
 from config import current_settings, parse_address
+from config.auth import client_token
 
-from .errors import NameNotFound, NameServerUnreachable
+from .errors import AccessDenied, NameConflict, NameNotFound, NameServerUnreachable
 
 DEFAULT_CONNECT_TIMEOUT = 2.0
 
@@ -33,12 +35,14 @@ class NameServerClient:
     """A thread-safe handle on one name server. Every method raises NameServerUnreachable if it is down."""
 
     def __init__(self, ns: str | tuple[str, int] | None = None, *,
-                 timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+                 timeout: float | None = DEFAULT_CONNECT_TIMEOUT, token: str | None = None) -> None:
         self.host, self.port = ns if isinstance(ns, tuple) else resolve_ns_address(ns)
         self.timeout = timeout
+        self.token = client_token(current_settings()) if token is None else token
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.uri = f"PYRO:{NAMESERVER_NAME}@{host}:{self.port}"
         self._proxy: Proxy | None = None
+        self._lonja: bool | None = None
         self._lock = threading.Lock()
 
     @property
@@ -63,6 +67,7 @@ class NameServerClient:
 
     def register(self, name: str, uri: str, metadata: frozenset[str] | set[str] = frozenset(),
                  safe: bool = False) -> None:
+        """Pyro5's plain registration: one URI, no lease (the name server probes it instead)."""
         self._call("register", name, str(uri), safe=safe, metadata=set(metadata))
 
     def remove(self, name: str) -> int:
@@ -70,6 +75,44 @@ class NameServerClient:
 
     def count(self) -> int:
         return self._call("count")
+
+    # -- lonja's name server API (each needs a lonja name server: `is_lonja()`) ------------------------
+
+    def is_lonja(self) -> bool:
+        """True if the name server is lonja's (leases, instances, watching), False for plain Pyro5's."""
+        if self._lonja is None:
+            self._call("ping")
+        return bool(self._lonja)
+
+    def register_instance(self, name: str, uri: str, metadata: frozenset[str] | set[str] = frozenset(),
+                          ttl: float | None = None, class_name: str = "") -> float:
+        """Register one instance of `name` under a lease; returns the lease in seconds."""
+        return self._call("lonja_register", name, str(uri), sorted(metadata), ttl, class_name)["ttl"]
+
+    def renew(self, entries: list[tuple[str, str]], ttl: float | None = None) -> list[tuple[str, str]]:
+        """Renew leases of (name, uri) instances; returns those the name server no longer knows."""
+        return [tuple(e) for e in self._call("lonja_renew", [list(e) for e in entries], ttl)]
+
+    def set_status(self, name: str, uri: str, status: str) -> None:
+        self._call("lonja_set_status", name, str(uri), status)
+
+    def unregister(self, name: str, uri: str) -> bool:
+        return self._call("lonja_unregister", name, str(uri))
+
+    def entries(self, prefix: str | None = None) -> dict[str, dict[str, Any]]:
+        """Every name with its metadata and instances (uri, status, last seen)."""
+        return self._call("lonja_list", prefix or None)
+
+    def instances(self, name: str) -> list[str]:
+        """URIs of the serving instances of `name`."""
+        return list(self._call("lonja_instances", name))
+
+    def changes(self, since: int, timeout: float = 5.0, prefix: str = "") -> dict[str, Any]:
+        """Changes after number `since` (waits up to `timeout` s); use a NameServerClient of its own."""
+        return self._call("lonja_changes", since, timeout, prefix)
+
+    def whoami(self) -> dict[str, str]:
+        return self._call("lonja_whoami")
 
     def close(self) -> None:
         with self._lock:
@@ -91,23 +134,29 @@ class NameServerClient:
                 try:
                     return getattr(proxy, method)(*args, **kwargs)
                 except Pyro5.errors.NamingError as exc:
+                    if "already served" in str(exc):
+                        raise NameConflict(str(exc)) from None
                     raise NameNotFound(_naming_message(exc, args)) from None
+                except Pyro5.errors.SecurityError as exc:
+                    raise AccessDenied(f"the name server at {self.address} refused: {exc}") from None
                 except Pyro5.errors.ConnectionClosedError:
-                    self._drop()  # a stale pooled connection (the name server restarted): try once more
+                    self._drop()  # a stale connection (the name server restarted): try once more
                     if attempt == 2:
                         raise self._unreachable() from None
-                except Pyro5.errors.CommunicationError:
+                except Pyro5.errors.CommunicationError as exc:
                     self._drop()
-                    raise self._unreachable() from None
+                    raise self._unreachable(exc) from None
 
     def _connected(self) -> Proxy:
         if self._proxy is None:
-            proxy = Proxy(self.uri)
+            proxy = _NameServerProxy(self.uri)
             proxy._pyroTimeout = self.timeout
+            proxy._pyroHandshake = {"lonja": 1, "token": self.token}
             try:
                 proxy._pyroBind()
-            except Pyro5.errors.CommunicationError:
-                raise self._unreachable() from None
+            except Pyro5.errors.CommunicationError as exc:
+                raise self._unreachable(exc) from None
+            self._lonja = bool(getattr(proxy, "_lonja_hello", None))
             self._proxy = proxy
         self._proxy._pyroClaimOwnership()
         return self._proxy
@@ -117,10 +166,21 @@ class NameServerClient:
             self._proxy._pyroRelease()
             self._proxy = None
 
-    def _unreachable(self) -> NameServerUnreachable:
+    def _unreachable(self, exc: Exception | None = None) -> Exception:
+        text = str(exc or "")
+        if "rejected" in text:
+            return AccessDenied(f"the name server at {self.address} refused the connection: "
+                                f"{text.split('rejected:', 1)[-1].strip()}")
         return NameServerUnreachable(
             f"no name server answers at {self.address}: start one with `lonja up` or `lonja ns`, "
             f"or point --ns / LONJA_NS at the right HOST:PORT")
+
+
+class _NameServerProxy(Proxy):
+    """A proxy that remembers whether the name server answered our hello like a lonja name server."""
+
+    def _pyroValidateHandshake(self, response: Any) -> None:
+        object.__setattr__(self, "_lonja_hello", isinstance(response, dict) and response.get("lonja"))
 
 
 def _naming_message(exc: Exception, args: tuple) -> str:

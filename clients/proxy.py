@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import random
 import select
 import threading
@@ -30,11 +31,12 @@ from Pyro5.client import Proxy
 from Pyro5.core import DAEMON_NAME, URI
 
 from config import current_settings, import_pyro
+from config.auth import client_token
 
 from .errors import (CallTimeout, LonjaError, NameNotFound, NameServerUnreachable, OutcomeUnknown,
                      SerializationError, ServiceUnreachable, remote_error_from)
 from .executor import shared_executor
-from .naming import NameServerClient
+from .resolver import Resolver
 
 import_pyro()  # lonja's serializer variants
 
@@ -74,14 +76,18 @@ class ServiceProxy:
             name, _, location = target[len("PYRONAME:"):].partition("@")
             self._target, self._by_name, ns = name, True, ns or location or None
         self._ns_address = ns or settings.ns_address
-        self._ns: NameServerClient | None = None
         self._serializer = serializer or settings["client.serializer"]
+        self._token = client_token(settings)
         self._options = CallOptions(
             timeout=timeout if timeout is not None else (settings["client.timeout"] or None),
             retries=settings["client.retries"] if retries is None else retries,
             connect_timeout=settings["client.connect_timeout"] or 2.0)
         self._pool_size = settings["client.pool_size"]
-        self._idle: list[Proxy] = []
+        self._resolver = Resolver.for_address(self._ns_address, self._options.connect_timeout) \
+            if self._by_name else None
+        self._idle: dict[str, list[Proxy]] = {}
+        self._bad: dict[str, float] = {}
+        self._turn = itertools.count()
         self._lock = threading.Lock()
         self._uri: str | None = None if self._by_name else target
         self._meta: dict[str, frozenset[str]] | None = None
@@ -124,17 +130,22 @@ class ServiceProxy:
     def close(self) -> None:
         """Close every pooled connection. The proxy reconnects if it is used again."""
         with self._lock:
-            idle, self._idle = self._idle, []
-            ns, self._ns = self._ns, None
-        for proxy in idle:
-            _release(proxy)
-        if ns is not None:
-            ns.close()
+            idle, self._idle = self._idle, {}
+        for pool in idle.values():
+            for proxy in pool:
+                _release(proxy)
 
     @property
     def uri(self) -> str:
-        """The PYRO: URI this proxy calls (resolving the name if that hasn't happened yet)."""
-        return self._resolve()
+        """The PYRO: URI of the instance this proxy called last (resolving the name if needed)."""
+        if self._uri is None:
+            self._uri = self._pick()
+        return self._uri
+
+    @property
+    def instances(self) -> list[str]:
+        """The URIs of every serving instance behind this proxy's name."""
+        return list(self._instances())
 
     def batch(self, oneway: bool = False) -> "Batch":
         """Record calls and send them in one request: `with p.batch() as b: b.m(1)`, then `b.results()`."""
@@ -142,8 +153,9 @@ class ServiceProxy:
 
     def describe(self) -> dict[str, Any]:
         """Methods with signatures and docs, attributes and oneway flags (asks the hosting daemon)."""
-        uri = URI(self._resolve())
-        daemon = Proxy(f"PYRO:{DAEMON_NAME}@{uri.location}")
+        uri = URI(self.uri)
+        daemon = _Connection(f"PYRO:{DAEMON_NAME}@{uri.location}")
+        daemon._pyroHandshake = {"lonja": 1, "token": self._token}
         daemon._pyroSerializer = self._serializer
         daemon._pyroTimeout = self._options.connect_timeout
         try:
@@ -186,11 +198,12 @@ class ServiceProxy:
                 if attempt >= options.retries or method is None or not self._is_idempotent(method):
                     raise
             attempt += 1
-            self._forget_uri()
-            time.sleep(_backoff(attempt))
+            if not self._alternatives():
+                time.sleep(_backoff(attempt))
 
     def _call_once(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int) -> Any:
         proxy = self._acquire_before_send(options)
+        uri = proxy._lonja_uri
         proxy._pyroTimeout = options.timeout
         try:
             result = proxy._pyroInvoke(method, args, kwargs, flags=flags)
@@ -203,10 +216,12 @@ class ServiceProxy:
                                      f"serializer: {exc} (see README: what each serializer keeps)") from None
         except Pyro5.errors.TimeoutError:
             _release(proxy)
+            self._mark_bad(uri, 0.0)
             raise CallTimeout(f"{self._target}.{method} did not answer within {options.timeout} s; "
                               f"it may still be running (raise the timeout with --timeout)") from None
         except Pyro5.errors.CommunicationError as exc:
             _release(proxy)
+            self._mark_bad(uri)
             if _before_send(exc):
                 raise _NotSent() from exc
             raise OutcomeUnknown(f"the connection to {self._target} failed during {method}(): the call may or "
@@ -214,8 +229,9 @@ class ServiceProxy:
         except Pyro5.errors.PyroError as exc:
             if isinstance(exc, Pyro5.errors.DaemonError) and "unknown object" in str(exc):
                 _release(proxy)
+                self._mark_bad(uri)
                 raise _NotSent() from ServiceUnreachable(
-                    f"{self._target} is no longer hosted at {self._uri}: the service stopped")
+                    f"{self._target} is no longer hosted at {uri}: the service stopped")
             self._give_back(proxy)
             raise remote_error_from(exc) from None
         except LonjaError:
@@ -232,27 +248,67 @@ class ServiceProxy:
     def _is_idempotent(self, method: str) -> bool:
         return self._meta is not None and method in self._meta["idempotent"]
 
-    # -- connections --------------------------------------------------------------------------------
+    # -- instances and connections ------------------------------------------------------------------
+
+    def _instances(self) -> list[str]:
+        return self._resolver.instances(self._target) if self._resolver else [self._target]
+
+    def _pick(self) -> str:
+        """The next instance to call, round robin over those that haven't failed in the last moments."""
+        now = time.monotonic()
+        uris = self._instances()
+        good = [uri for uri in uris if self._bad.get(uri, 0.0) <= now]
+        if not good and self._resolver:
+            self._resolver.forget(self._target)
+            uris = self._instances()
+            good = [uri for uri in uris if self._bad.get(uri, 0.0) <= now]
+        candidates = good or uris
+        return candidates[next(self._turn) % len(candidates)]
+
+    def _alternatives(self) -> bool:
+        """True if another instance that hasn't failed lately could take the next attempt."""
+        now = time.monotonic()
+        try:
+            return any(self._bad.get(uri, 0.0) <= now for uri in self._instances())
+        except LonjaError:
+            return False
+
+    def _mark_bad(self, uri: str, seconds: float = 2.0) -> None:
+        """Skip `uri` for a moment and drop its pooled connections; ask the name server afresh."""
+        self._bad[uri] = time.monotonic() + seconds
+        with self._lock:
+            idle = self._idle.pop(uri, [])
+        for proxy in idle:
+            _release(proxy)
+        if self._resolver:
+            self._resolver.forget(self._target)
 
     def _acquire(self, options: CallOptions) -> Proxy:
-        """An idle pooled connection whose peer is still there, or a new connected one."""
+        """An idle pooled connection to the next instance whose peer is still there, or a new one."""
         if self._closed:
             raise LonjaError("this proxy is closed")
+        uri = self._pick()
+        self._uri = uri
         while True:
             with self._lock:
-                proxy = self._idle.pop() if self._idle else None
+                pool = self._idle.get(uri)
+                proxy = pool.pop() if pool else None
             if proxy is None:
                 break
             proxy._pyroClaimOwnership()
             if _still_open(proxy):
                 return proxy
             _release(proxy)
-        uri = self._resolve()
         proxy = _Connection(uri)
+        object.__setattr__(proxy, "_lonja_uri", uri)
         proxy._pyroSerializer = self._serializer
         proxy._pyroTimeout = options.connect_timeout
-        proxy._pyroHandshake = {"lonja": 1, "object": URI(uri).object}
-        proxy._pyroBind()
+        proxy._pyroHandshake = {"lonja": 1, "object": URI(uri).object, "token": self._token}
+        try:
+            proxy._pyroBind()
+        except Pyro5.errors.CommunicationError:
+            self._mark_bad(uri)
+            raise
         if self._meta is None:
             hello = getattr(proxy, "_lonja_hello", {})
             self._meta = {"methods": frozenset(proxy._pyroMethods), "attrs": frozenset(proxy._pyroAttrs),
@@ -262,8 +318,9 @@ class ServiceProxy:
 
     def _give_back(self, proxy: Proxy) -> None:
         with self._lock:
-            if len(self._idle) < self._pool_size and proxy._pyroConnection is not None:
-                self._idle.append(proxy)
+            pool = self._idle.setdefault(proxy._lonja_uri, [])
+            if len(pool) < self._pool_size and proxy._pyroConnection is not None:
+                pool.append(proxy)
                 return
         _release(proxy)
 
@@ -282,25 +339,11 @@ class ServiceProxy:
     def _acquire_or_raise(self) -> Proxy:
         return self._retrying(lambda: self._acquire_before_send(self._options), None, self._options)
 
-    def _resolve(self) -> str:
-        uri = self._uri
-        if uri is None:
-            if self._ns is None:
-                self._ns = NameServerClient(self._ns_address, timeout=self._options.connect_timeout)
-            uri = self._ns.lookup(self._target)[0]
-            self._uri = uri
-        return uri
-
-    def _forget_uri(self) -> None:
-        if self._by_name:
-            self._uri = None
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for proxy in idle:
-            _release(proxy)
-
     def _unreachable_message(self, exc: BaseException | None) -> str:
         where = f" at {self._uri}" if self._uri else ""
+        text = str(exc)
+        if "rejected" in text:
+            return f"service {self._target!r}{where} refused the connection: {text.split('rejected:', 1)[-1].strip()}"
         return (f"service {self._target!r}{where} does not answer ({exc}): is it running? "
                 f"Check with `lonja ls` and start it with `lonja serve`")
 

@@ -7,6 +7,7 @@ REMOTE_ERROR = 1        # the remote method raised
 USAGE = 2               # bad arguments, bad settings, unknown method
 UNREACHABLE = 3         # name server unreachable, unknown name, service unreachable
 IN_USE = 4              # cannot start: the port or the name is already taken
+DENIED = 5              # no token, a wrong token, or a role that may not do this
 INTERRUPTED = 130       # Ctrl-C during a command that is not a server
 INTERNAL = 70           # a bug in lonja: rerun with --debug and report the traceback
 
@@ -19,11 +20,13 @@ def classify(exc: BaseException) -> tuple[int, str]:
         return USAGE, "error"
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, "interrupted"
-    from clients.errors import (NameNotFound, NameServerUnreachable, RemoteError, ServiceUnreachable,
+    from clients.errors import (AccessDenied, NameNotFound, NameServerUnreachable, RemoteError, ServiceUnreachable,
                                 UsageError)
     from nameserver.errors import NameServerError, StorageError
     from services.errors import NameTaken, ServiceLoadError
 
+    if isinstance(exc, AccessDenied):
+        return DENIED, "access denied"
     if isinstance(exc, RemoteError):
         return REMOTE_ERROR, "remote error"
     if isinstance(exc, (UsageError, ServiceLoadError, StorageError)):

@@ -21,7 +21,7 @@ from Pyro5.callcontext import current_context
 
 from config.auth import ANONYMOUS_OPEN, Identity
 
-from .registry import NOT_SERVING, SERVING, UNKNOWN, Instance, Registry
+from .registry import NOT_SERVING, SERVING, Instance, Registry
 
 log = logging.getLogger("lonja.nameserver")
 
@@ -248,15 +248,20 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
                 self.registry.add(Instance(name, str(uri), "", _class_of(metadata), revalidate=True))
 
     def _probe_rivals(self, name: str, uri: str, class_name: str) -> None:
-        """Before refusing a name, find out whether its other-class holders of unknown health are alive."""
+        """Before refusing a name, check that its holders of another class are alive; drop the dead ones."""
         with self.lock:
-            doubtful = [i for i in self.registry.get(name)
-                        if i.uri != uri and i.class_name != class_name and i.status == UNKNOWN]
-        for instance in doubtful:
+            rivals = [i for i in self.registry.get(name) if i.uri != uri and i.class_name != class_name]
+        for instance in rivals:
             alive = self._probe(instance.uri)
             with self.lock:
-                if self.registry.find(name, instance.uri) is instance:
-                    self.registry.set_status(instance, SERVING if alive else NOT_SERVING)
+                if self.registry.find(name, instance.uri) is not instance:
+                    continue
+                if alive:
+                    self.registry.set_status(instance, SERVING)
+                else:
+                    log.info("dropping %s at %s: its object does not answer", name, instance.uri)
+                    self.registry.drop(name, instance.uri)
+                    self._sync_primary(name)
 
     def _sync_primary(self, name: str, tags: set[str] | None = None) -> None:
         """Keep Pyro5's storage entry for `name` pointing at a serving instance, or remove it."""

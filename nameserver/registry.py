@@ -68,6 +68,8 @@ class ChangeLog:
         """Changes after `seq`, waiting up to `timeout` s for one; `reset` if `seq` is too old to answer."""
         deadline = time.monotonic() + max(0.0, min(timeout, 60.0))
         with self.cond:
+            if seq < 0:  # a new watcher: where the log stands now, nothing older
+                return {"seq": self.seq, "reset": False, "events": []}
             while True:
                 if self.events and seq < self.events[0]["seq"] - 1:
                     return {"seq": self.seq, "reset": True, "events": []}

@@ -17,6 +17,7 @@ from typing import Any
 import Pyro5.errors
 from Pyro5.client import Proxy
 
+from clients.errors import NameConflict, NameServerUnreachable
 from clients.naming import NameServerClient
 from config import Settings
 
@@ -38,6 +39,7 @@ class Hosted:
     uri: str
     metadata: frozenset[str]
     target: Any
+    class_name: str = ""
 
 
 def load_target(target: str) -> type:
@@ -73,9 +75,11 @@ class ServiceHost:
                                  max_threads=settings["service.threads"])
         self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
                                    timeout=settings["client.connect_timeout"] or None)
+        self.lease_ttl = settings["ns.lease_ttl"]
         self.hosted: list[Hosted] = []
         self._registered: list[Hosted] = []
         self._thread: threading.Thread | None = None
+        self._renewer: threading.Thread | None = None
         self._stopped = threading.Event()
 
     def add(self, target: type | object, name: str | None = None, metadata: set[str] | None = None) -> Hosted:
@@ -96,21 +100,24 @@ class ServiceHost:
                 target = target()
             except Exception as exc:
                 raise ServiceLoadError(f"cannot create {cls.__qualname__}(): {type(exc).__name__}: {exc}") from None
-        tags = {LONJA_TAG, f"class:{cls.__module__}.{cls.__qualname__}"}
+        class_name = f"{cls.__module__}.{cls.__qualname__}"
+        tags = {LONJA_TAG, f"class:{class_name}"}
         tags |= set(info.metadata if info else ()) | set(metadata or ())
         uri = self.daemon.register(target, objectId=name)
-        hosted = Hosted(name, str(uri), frozenset(tags), target)
+        hosted = Hosted(name, str(uri), frozenset(tags), target, class_name)
         self.hosted.append(hosted)
         if self._thread is not None:
             self._claim(hosted)
         return hosted
 
     def start(self) -> None:
-        """Register every hosted name and serve requests in a background thread."""
+        """Register every hosted name and serve requests in a background thread; leases are kept renewed."""
         for hosted in self.hosted:
             self._claim(hosted)
         self._thread = threading.Thread(target=self.daemon.requestLoop, name="lonja-host", daemon=True)
         self._thread.start()
+        self._renewer = threading.Thread(target=self._renew_loop, name="lonja-lease", daemon=True)
+        self._renewer.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until `stop()` is called (True) or the timeout passes (False)."""
@@ -121,15 +128,15 @@ class ServiceHost:
         self._stopped.set()
 
     def close(self) -> None:
-        """Unregister every name this host registered, then stop serving."""
+        """Mark every name this host registered not serving, remove them, then stop serving."""
         self._stopped.set()
-        for hosted in reversed(self._registered):
-            try:
-                if self.ns.lookup(hosted.name)[0] == hosted.uri:
-                    self.ns.remove(hosted.name)
-            except Exception as exc:  # the name server may be gone; the names then die with it
-                log.warning("could not unregister %s: %s", hosted.name, exc)
-        self._registered.clear()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+        registered, self._registered = list(reversed(self._registered)), []
+        for hosted in registered:
+            self._release(hosted, "not serving")
+        for hosted in registered:
+            self._release(hosted, None)
         self.ns.close()
         if self._thread is not None:
             self.daemon.shutdown()
@@ -145,13 +152,62 @@ class ServiceHost:
         self.close()
 
     def _claim(self, hosted: Hosted) -> None:
-        existing = self.ns.list(hosted.name).get(hosted.name)
-        if existing and existing[0] != hosted.uri and _is_alive(existing[0]):
-            raise NameTaken(f"the name {hosted.name!r} is already served by {existing[0]}: stop that server, "
-                            f"or host this one under another name with --name")
-        self.ns.register(hosted.name, hosted.uri, hosted.metadata)
-        self._registered.append(hosted)
+        """Register `hosted`: under a lease with lonja's name server, plainly with Pyro5's own."""
+        try:
+            if self.ns.is_lonja():
+                self.ns.register_instance(hosted.name, hosted.uri, hosted.metadata, self.lease_ttl,
+                                          hosted.class_name)
+            else:
+                existing = self.ns.list(hosted.name).get(hosted.name)
+                if existing and existing[0] != hosted.uri and _is_alive(existing[0]):
+                    raise NameConflict(f"the name {hosted.name!r} is already served by {existing[0]}")
+                self.ns.register(hosted.name, hosted.uri, hosted.metadata)
+        except NameConflict as exc:
+            raise NameTaken(f"{exc}: stop that server, or host this one under another name with --name") from None
+        if hosted not in self._registered:
+            self._registered.append(hosted)
         log.info("registered %s as %s", hosted.name, hosted.uri)
+
+    def _renew_loop(self) -> None:
+        """Renew leases every third of their life; re-register names a restarted name server forgot."""
+        reachable = True
+        while not self._stopped.wait(self.lease_ttl / 3):
+            if not self._registered or not self._lonja_ns():
+                continue
+            try:
+                forgotten = set(self.ns.renew([(h.name, h.uri) for h in self._registered], self.lease_ttl))
+                for hosted in [h for h in self._registered if (h.name, h.uri) in forgotten]:
+                    self._claim(hosted)
+                    log.warning("re-registered %s: the name server had forgotten it", hosted.name)
+                if not reachable:
+                    log.warning("the name server at %s is back", self.ns.address)
+                reachable = True
+            except NameServerUnreachable:
+                if reachable:
+                    log.warning("the name server at %s is unreachable: still serving, will re-register when "
+                                "it returns", self.ns.address)
+                reachable = False
+            except Exception as exc:  # keep renewing whatever one round ran into
+                log.warning("lease renewal failed: %s", exc)
+
+    def _lonja_ns(self) -> bool:
+        try:
+            return self.ns.is_lonja()
+        except NameServerUnreachable:
+            return True
+
+    def _release(self, hosted: Hosted, status: str | None) -> None:
+        """Mark `hosted` with `status`, or (None) remove it; the name server may already be gone."""
+        try:
+            if not self.ns.is_lonja():
+                if status is None and self.ns.lookup(hosted.name)[0] == hosted.uri:
+                    self.ns.remove(hosted.name)
+            elif status is None:
+                self.ns.unregister(hosted.name, hosted.uri)
+            else:
+                self.ns.set_status(hosted.name, hosted.uri, status)
+        except Exception as exc:
+            log.warning("could not unregister %s: %s", hosted.name, exc)
 
 
 def _is_alive(uri: str, timeout: float = 2.0) -> bool:

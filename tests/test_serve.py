@@ -56,15 +56,27 @@ def test_several_targets_and_name_override(lonja, ns, greeter_module):
     assert greeter_uri.split("@")[1] == echo_uri.split("@")[1], "one daemon hosts both"
 
 
-def test_live_name_is_refused_dead_name_is_taken_over(lonja, ns):
+def test_other_class_under_a_live_name_is_refused_a_dead_name_is_taken_over(lonja, ns, greeter_module):
     first = lonja.start("serve", "echo", "--ns", ns)
-    refused = lonja.run("serve", "echo", "--ns", ns)
+    refused = lonja.run("serve", greeter_module, "--name", "echo", "--ns", ns)
     assert refused.returncode == 4
     assert "the name 'echo' is already served by PYRO:echo@127.0.0.1:" in refused.stderr
+    assert "Traceback" not in refused.stderr
     first.stop(signal.SIGKILL)
-    second = lonja.start("serve", "echo", "--ns", ns)
+    taker = lonja.start("serve", greeter_module, "--name", "echo", "--ns", ns)
     with connect("echo", ns=ns) as proxy:
-        assert proxy.pid() == second.pid
+        assert proxy.hello("x") == "hello x!"
+    assert taker.proc.poll() is None
+
+
+def test_same_class_joins_as_another_instance(lonja, ns):
+    first = lonja.start("serve", "echo", "--ns", ns)
+    second = lonja.start("serve", "echo", "--ns", ns)
+    with NameServerClient(ns) as names:
+        instances = names.entries("echo")["echo"]["instances"]
+    assert len(instances) == 2 and {i["status"] for i in instances} == {"serving"}
+    with connect("echo", ns=ns) as proxy:
+        assert {proxy.pid() for _ in range(10)} == {first.pid, second.pid}
 
 
 def test_bad_targets_exit_2(lonja, ns):

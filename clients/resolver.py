@@ -1,0 +1,107 @@
+"""Name resolution shared by every proxy in the process, kept fresh by following the name server's changes.
+
+One `Resolver` per name server address holds a connection to it, the serving instances of each name
+asked for so far, and a background thread that follows the change log (`lonja_changes`): when an
+instance is added, removed or changes status, the cached entry for its name is dropped, so no call goes
+to an address the name server already knows is dead. A second proxy for a name costs no round trip.
+Against a plain Pyro5 name server (no change log) entries are kept for a few seconds only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .errors import LonjaError, NameServerUnreachable
+from .naming import NameServerClient
+
+log = logging.getLogger("lonja.clients")
+
+PLAIN_NS_TTL = 2.0
+WATCH_POLL = 5.0
+
+
+class Resolver:
+    """Serving instances per name, for one name server."""
+
+    _lock = threading.Lock()
+    _by_address: dict[tuple[str, int, float | None], "Resolver"] = {}
+
+    @classmethod
+    def for_address(cls, address: str, timeout: float | None) -> "Resolver":
+        """The process-wide resolver for the name server at `address` ("host:port")."""
+        probe = NameServerClient(address, timeout=timeout)
+        key = (probe.host, probe.port, timeout)
+        with cls._lock:
+            resolver = cls._by_address.get(key)
+            if resolver is None:
+                resolver = cls._by_address[key] = Resolver(probe)
+            return resolver
+
+    def __init__(self, ns: NameServerClient) -> None:
+        self.ns = ns
+        self._cache: dict[str, tuple[list[str], float]] = {}
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+
+    def instances(self, name: str) -> list[str]:
+        """The URIs serving `name`, from the cache or the name server (NameNotFound if there are none)."""
+        with self._lock:
+            cached = self._cache.get(name)
+        if cached is not None and (cached[1] == 0 or cached[1] > time.monotonic()):
+            return cached[0]
+        try:
+            lonja = self.ns.is_lonja()
+            uris = self.ns.instances(name) if lonja else [self.ns.lookup(name)[0]]
+        except NameServerUnreachable:
+            if cached is not None:  # services keep serving while the name server is away
+                return cached[0]
+            raise
+        with self._lock:
+            self._cache[name] = (uris, 0 if lonja and self._watching() else time.monotonic() + PLAIN_NS_TTL)
+        if lonja:
+            self._start_watching()
+        return uris
+
+    def forget(self, name: str) -> None:
+        """Drop what is cached for `name` (a call found one of its instances dead)."""
+        with self._lock:
+            self._cache.pop(name, None)
+
+    def _watching(self) -> bool:
+        return self._watcher is not None and self._watcher.is_alive()
+
+    def _start_watching(self) -> None:
+        with self._lock:
+            if self._watching():
+                return
+            self._watcher = threading.Thread(target=self._watch, name="lonja-watch", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        """Follow the change log; on any gap (reset, or the name server away) drop the whole cache."""
+        follower = NameServerClient((self.ns.host, self.ns.port), timeout=WATCH_POLL + 5, token=self.ns.token)
+        since = -1
+        while True:
+            try:
+                answer = follower.changes(since, WATCH_POLL)
+            except LonjaError as exc:
+                log.debug("watching %s: %s", self.ns.address, exc)
+                self._clear(keep=True)
+                since = -1
+                time.sleep(1.0)
+                continue
+            if answer.get("reset") and since >= 0:
+                self._clear()
+            since = answer["seq"]
+            for event in answer["events"]:
+                self.forget(event["name"])
+
+    def _clear(self, keep: bool = False) -> None:
+        """Forget everything; with `keep`, only mark it stale (used while the name server is away)."""
+        with self._lock:
+            if keep:
+                self._cache = {name: (uris, -1.0) for name, (uris, _) in self._cache.items()}
+            else:
+                self._cache.clear()
