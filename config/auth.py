@@ -54,6 +54,11 @@ class TokenTable:
                    {role: settings[f"auth.{role}_tokens"] for role in ROLES},
                    settings["auth.allow_anonymous_read"])
 
+    @classmethod
+    def for_callers(cls, settings: Settings) -> "TokenTable":
+        """The tokens a service accepts from callers under `auth.require_token`: any role, never anonymous."""
+        return cls(True, {role: settings[f"auth.{role}_tokens"] for role in ROLES}, allow_anonymous_read=False)
+
     def identify(self, token: str | None) -> Identity:
         """The identity behind `token` (None or "" for no token), or AuthError if it is refused."""
         if not self.enabled:

@@ -120,9 +120,9 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
                 self.registry.drop(name, stale.uri)
             tags = self._tags(metadata, identity)
             self.registry.drop(name, uri)
-            instance = Instance(name, uri, identity.who, class_name, lease_expires=time.monotonic() + ttl)
+            instance = Instance(name, uri, identity.who, class_name, lease_expires=time.monotonic() + ttl,
+                                status=SERVING, last_seen=time.time())
             self.registry.add(instance)
-            self.registry.set_status(instance, SERVING)
             self._sync_primary(name, tags)
         log.info("%s registered %s -> %s (lease %.0f s)", _who(identity), name, uri, ttl)
         return {"ttl": ttl}

@@ -26,6 +26,7 @@ from Pyro5.server import (Daemon, DaemonObject, _get_attribute, _get_exposed_pro
                           _set_exposed_property_value, _unpack_weakref, expose)
 
 from config import import_pyro
+from config.auth import AuthError, TokenTable
 
 from . import remote_errors
 from .describe import describe, idempotent_methods
@@ -110,8 +111,17 @@ class HostDaemon(Daemon):
         self._oneway.shutdown(wait=False, cancel_futures=True)
         self._loop.close()
 
+    tokens: TokenTable | None = None
+    """Set (by the host) when callers must present a token: `auth.require_token`."""
+
     def validateHandshake(self, conn: Any, data: Any) -> Any:
-        """Answer a lonja client's hello with what it needs to know about the object it connects to."""
+        """Check the caller's token if this host requires one; tell a lonja client its object's idempotent methods."""
+        if self.tokens is not None:
+            token = data.get("token") if isinstance(data, dict) else None
+            try:
+                conn.lonja_identity = self.tokens.identify(token)
+            except AuthError as exc:
+                raise errors.SecurityError(str(exc)) from None
         if isinstance(data, dict) and data.get("lonja"):
             obj = _unpack_weakref(self.objectsById.get(data.get("object")))
             return {"lonja": 1, "idempotent": idempotent_methods(obj) if obj is not None else []}

@@ -20,6 +20,7 @@ from Pyro5.client import Proxy
 from clients.errors import NameConflict, NameServerUnreachable
 from clients.naming import NameServerClient
 from config import Settings
+from config.auth import TokenTable, client_token
 
 from .daemon import HostDaemon
 from .decorators import service_info
@@ -74,7 +75,10 @@ class ServiceHost:
                                  servertype=settings["service.servertype"],
                                  max_threads=settings["service.threads"])
         self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
-                                   timeout=settings["client.connect_timeout"] or None)
+                                   timeout=settings["client.connect_timeout"] or None,
+                                   token=client_token(settings))
+        if settings["auth.require_token"]:
+            self.daemon.tokens = TokenTable.for_callers(settings)
         self.lease_ttl = settings["ns.lease_ttl"]
         self.hosted: list[Hosted] = []
         self._registered: list[Hosted] = []
