@@ -70,8 +70,9 @@ class NameServerClient:
         """Pyro5's plain registration: one URI, no lease (the name server probes it instead)."""
         self._call("register", name, str(uri), safe=safe, metadata=set(metadata))
 
-    def remove(self, name: str) -> int:
-        return self._call("remove", name)
+    def remove(self, name: str | None = None, prefix: str | None = None) -> int:
+        """Remove one name, or every name starting with `prefix`; returns how many went."""
+        return self._call("remove", name, prefix)
 
     def count(self) -> int:
         return self._call("count")

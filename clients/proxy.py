@@ -33,7 +33,7 @@ from Pyro5.core import DAEMON_NAME, URI
 from config import current_settings, import_pyro
 from config.auth import client_token
 
-from .errors import (CallTimeout, LonjaError, NameNotFound, NameServerUnreachable, OutcomeUnknown,
+from .errors import (AccessDenied, CallTimeout, LonjaError, NameNotFound, NameServerUnreachable, OutcomeUnknown,
                      SerializationError, ServiceUnreachable, remote_error_from)
 from .executor import shared_executor
 from .resolver import Resolver
@@ -162,7 +162,7 @@ class ServiceProxy:
             with daemon:
                 return daemon.describe(uri.object)
         except Pyro5.errors.CommunicationError as exc:
-            raise ServiceUnreachable(self._unreachable_message(exc)) from None
+            raise self._connection_error(exc) from None
 
     def ping(self) -> float:
         """Round-trip time of an empty request to the service, in seconds."""
@@ -190,7 +190,7 @@ class ServiceProxy:
                 return attempt_once()
             except _NotSent as not_sent:
                 cause = not_sent.__cause__
-                if attempt >= options.retries or isinstance(cause, NameServerUnreachable):
+                if attempt >= options.retries or isinstance(cause, (NameServerUnreachable, AccessDenied)):
                     if isinstance(cause, LonjaError):
                         raise cause from None
                     raise ServiceUnreachable(self._unreachable_message(cause)) from None
@@ -306,7 +306,10 @@ class ServiceProxy:
         proxy._pyroHandshake = {"lonja": 1, "object": URI(uri).object, "token": self._token}
         try:
             proxy._pyroBind()
-        except Pyro5.errors.CommunicationError:
+        except Pyro5.errors.CommunicationError as exc:
+            error = self._connection_error(exc)
+            if isinstance(error, AccessDenied):
+                raise error from None
             self._mark_bad(uri)
             raise
         if self._meta is None:
@@ -338,6 +341,13 @@ class ServiceProxy:
 
     def _acquire_or_raise(self) -> Proxy:
         return self._retrying(lambda: self._acquire_before_send(self._options), None, self._options)
+
+    def _connection_error(self, exc: BaseException) -> LonjaError:
+        """AccessDenied when the service refused our token, ServiceUnreachable otherwise."""
+        text = str(exc)
+        if "rejected" in text and "token" in text:
+            return AccessDenied(self._unreachable_message(exc))
+        return ServiceUnreachable(self._unreachable_message(exc))
 
     def _unreachable_message(self, exc: BaseException | None) -> str:
         where = f" at {self._uri}" if self._uri else ""
