@@ -187,3 +187,21 @@ def test_ls_groups_instances(fast):
     assert len(lines) == 2
     assert lines[0].startswith("echo ") and lines[1].startswith(" ")
     assert all("serving" in line and "ago" in line for line in lines)
+
+
+def test_acknowledged_register_survives_kill_9_of_the_name_server(fast):
+    storage = f"sqlite:{fast.tmp_path / 'names.sqlite'}"
+    port = free_port()
+    ns_process, ns = fast.nameserver(storage=storage, port=port)
+    daemon, uri = _plain_daemon(host="127.0.0.1")
+    try:
+        with NameServerClient(ns) as client:
+            for i in range(20):
+                client.register(f"durable.{i}", str(uri), {f"n:{i}"})
+        ns_process.stop(signal.SIGKILL)  # right after the last acknowledgement
+        fast.nameserver(storage=storage, port=port)
+        with NameServerClient(ns) as client:
+            listing = client.list("durable.")
+        assert listing == {f"durable.{i}": (str(uri), frozenset({f"n:{i}"})) for i in range(20)}
+    finally:
+        daemon.shutdown()
