@@ -107,13 +107,24 @@ class AdaptiveServer(SocketServer_Multiplex):
             if not mask & selectors.EVENT_READ:
                 continue
             if sock is self.sock:
-                conn = self._handleConnection(self.sock)
-                if conn:
-                    self.selector.register(conn, selectors.EVENT_READ, self)
+                self._accept(me)
             else:
                 self._serve_request(sock, me)
         if self._leader == me:
             self.daemon._housekeeping()
+
+    def _accept(self, me: int) -> None:
+        """Accept and handshake a new connection; a client that stalls its handshake gets a new leader too."""
+        with self._cond:
+            self._busy_since, self._busy_thread = time.monotonic(), me
+        try:
+            conn = self._handleConnection(self.sock)
+        finally:
+            with self._cond:
+                if self._busy_thread == me:
+                    self._busy_since = self._busy_thread = None
+        if conn:
+            self.selector.register(conn, selectors.EVENT_READ, self)
 
     def _serve_request(self, conn: Any, me: int) -> None:
         try:
