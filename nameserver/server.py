@@ -42,11 +42,13 @@ class NameServerPolicy:
     probe_interval: float = 5.0
     probe_grace: float = 15.0
     tokens: TokenTable = field(default_factory=lambda: TokenTable(False, {}, True))
+    max_connections: int = 256
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "NameServerPolicy":
         return cls(settings["ns.lease_ttl"], settings["ns.sweep_interval"], settings["ns.probe_interval"],
-                   settings["ns.probe_grace"], TokenTable.from_settings(settings))
+                   settings["ns.probe_grace"], TokenTable.from_settings(settings),
+                   settings["limits.max_connections"])
 
 
 class NameServerDaemon(Pyro5.server.Daemon):
@@ -59,6 +61,9 @@ class NameServerDaemon(Pyro5.server.Daemon):
     def __init__(self, storage: Storage, host: str = "127.0.0.1", port: int = 9090,
                  policy: NameServerPolicy | None = None) -> None:
         self.policy = policy or NameServerPolicy()
+        # Pyro5's thread server holds a thread per connection; every lonja client process keeps one
+        # connection for watching changes, so size the pool for connections, not for busy calls.
+        Pyro5.config.THREADPOOL_SIZE = max(Pyro5.config.THREADPOOL_SIZE, self.policy.max_connections)
         self.nameserver = LonjaNameServer(storage, lease_ttl=self.policy.lease_ttl,
                                           probe_interval=self.policy.probe_interval,
                                           probe_grace=self.policy.probe_grace)
