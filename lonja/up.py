@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from config import Settings
+from config import Settings, stop_on_signals
 from nameserver.server import NameServerPolicy, start_nameserver
 from services.cli import run_host
 from services.host import BUILTINS, ServiceHost, load_target
@@ -28,12 +28,14 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
     try:
         ns.start_in_thread()
         host = ServiceHost(settings, host=settings["ns.host"], ns=(ns.host, ns.port))
-        try:
-            for name in sorted(BUILTINS):
-                host.add(load_target(name))
-            run_host(host, banner=f"name server listening on {ns.uri} (storage: {ns.storage_spec})")
-        finally:
-            host.close()
+        with stop_on_signals(host.stop):  # through the clean-up too: a second Ctrl-C must not cut it short
+            try:
+                for name in sorted(BUILTINS):
+                    host.add(load_target(name))
+                run_host(host, banner=f"name server listening on {ns.uri} (storage: {ns.storage_spec})")
+            finally:
+                host.close()
+                ns.close()
     finally:
         ns.close()
     print("stopped", flush=True)

@@ -29,23 +29,23 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise ServiceLoadError("--name works with one TARGET only: run one `lonja serve` per name")
     classes = [load_target(target) for target in args.targets]
     host = ServiceHost(settings)
-    try:
-        for cls in classes:
-            host.add(cls, name=args.name)
-        run_host(host)
-    finally:
-        host.close()
+    with stop_on_signals(host.stop):  # through the clean-up too: a second Ctrl-C must not cut it short
+        try:
+            for cls in classes:
+                host.add(cls, name=args.name)
+            run_host(host)
+        finally:
+            host.close()
     return 0
 
 
 def run_host(host: ServiceHost, banner: str = "") -> None:
-    """Start `host`, print where each service listens, and serve until a stop signal arrives."""
-    with stop_on_signals(host.stop):
-        host.start()
-        if banner:
-            print(banner, flush=True)
-        for hosted in host.hosted:
-            print(f"serving {hosted.name} at {hosted.uri}", flush=True)
-        print("press Ctrl-C to stop", flush=True)
-        while not host.wait(0.5):
-            pass
+    """Start `host`, print where each service listens, and serve until `host.stop()` (a signal) is called."""
+    host.start()
+    if banner:
+        print(banner, flush=True)
+    for hosted in host.hosted:
+        print(f"serving {hosted.name} at {hosted.uri}", flush=True)
+    print("press Ctrl-C to stop", flush=True)
+    while not host.wait(0.5):
+        pass

@@ -124,3 +124,13 @@ def test_service_decorator_validates():
         service("x", metadata="one-string")
     with pytest.raises(ServiceLoadError):
         load_target("not-a-target")
+
+
+def test_repeated_signals_do_not_cut_the_clean_up_short(lonja, ns):
+    server = lonja.start("serve", "echo", "--ns", ns)
+    server.send_signal(signal.SIGINT)
+    server.send_signal(signal.SIGINT)
+    server.send_signal(signal.SIGTERM)
+    assert server.proc.wait(15) == 0
+    with NameServerClient(ns) as names:
+        assert "echo" not in names.list()
