@@ -15,7 +15,6 @@ and again whenever its service stops answering, so a service restarted on a new 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import random
 import select
@@ -35,6 +34,7 @@ from config.auth import client_token
 
 from .errors import (AccessDenied, CallTimeout, LonjaError, NameNotFound, NameServerUnreachable, OutcomeUnknown,
                      SerializationError, ServiceUnreachable, remote_error_from)
+from .dispatch import Dispatcher
 from .executor import shared_executor
 from .resolver import Resolver
 
@@ -90,7 +90,8 @@ class ServiceProxy:
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self._uri: str | None = None if self._by_name else target
-        self._meta: dict[str, frozenset[str]] | None = None
+        self._meta: dict[str, Any] | None = None
+        self._dispatch: Dispatcher | None = None
         self._closed = False
 
     # -- the Python surface -------------------------------------------------------------------------
@@ -255,8 +256,10 @@ class ServiceProxy:
 
     def _pick(self) -> str:
         """The next instance to call, round robin over those that haven't failed in the last moments."""
-        now = time.monotonic()
         uris = self._instances()
+        if len(uris) == 1 and not self._bad:
+            return uris[0]
+        now = time.monotonic()
         good = [uri for uri in uris if self._bad.get(uri, 0.0) <= now]
         if not good and self._resolver:
             self._resolver.forget(self._target)
@@ -264,6 +267,12 @@ class ServiceProxy:
             good = [uri for uri in uris if self._bad.get(uri, 0.0) <= now]
         candidates = good or uris
         return candidates[next(self._turn) % len(candidates)]
+
+    def _dispatcher(self) -> Dispatcher:
+        with self._lock:
+            if self._dispatch is None:
+                self._dispatch = Dispatcher(self, workers=self._pool_size)
+            return self._dispatch
 
     def _alternatives(self) -> bool:
         """True if another instance that hasn't failed lately could take the next attempt."""
@@ -275,7 +284,10 @@ class ServiceProxy:
 
     def _mark_bad(self, uri: str, seconds: float = 2.0) -> None:
         """Skip `uri` for a moment and drop its pooled connections; ask the name server afresh."""
-        self._bad[uri] = time.monotonic() + seconds
+        now = time.monotonic()
+        self._bad = {u: until for u, until in self._bad.items() if until > now}
+        if seconds > 0:
+            self._bad[uri] = now + seconds
         with self._lock:
             idle = self._idle.pop(uri, [])
         for proxy in idle:
@@ -316,7 +328,9 @@ class ServiceProxy:
             hello = getattr(proxy, "_lonja_hello", {})
             self._meta = {"methods": frozenset(proxy._pyroMethods), "attrs": frozenset(proxy._pyroAttrs),
                           "oneway": frozenset(proxy._pyroOneway),
-                          "idempotent": frozenset(hello.get("idempotent", ()))}
+                          "idempotent": frozenset(hello.get("idempotent", ())),
+                          "generators": frozenset(hello.get("generators", ())),
+                          "batchable": bool(hello.get("lonja"))}
         return proxy
 
     def _give_back(self, proxy: Proxy) -> None:
@@ -375,14 +389,19 @@ class RemoteMethod:
         self._proxy._call(self._name, args, kwargs, self._options, protocol.FLAGS_ONEWAY)
 
     def future(self, *args: Any, **kwargs: Any) -> Future:
-        """Run the call in the background; returns a concurrent.futures.Future."""
-        return shared_executor().submit(self, *args, **kwargs)
+        """Run the call in the background; returns a concurrent.futures.Future.
+
+        Many futures issued together share batch requests (see `dispatch`); each call runs once.
+        """
+        meta = self._proxy._metadata()
+        flags = protocol.FLAGS_ONEWAY if self._name in meta["oneway"] else 0
+        return self._proxy._dispatcher().submit(self._name, args, kwargs, self._options, flags)
 
     async def aio(self, *args: Any, **kwargs: Any) -> Any:
         """Await the call without blocking the event loop."""
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(shared_executor(), functools.partial(self, *args, **kwargs))
-        return result
+        if self._proxy._meta is None:  # the first contact blocks: not on the event loop's thread
+            await asyncio.get_running_loop().run_in_executor(shared_executor(), self._proxy._metadata)
+        return await asyncio.wrap_future(self.future(*args, **kwargs))
 
     def options(self, *, timeout: float | None = None, retries: int | None = None) -> "RemoteMethod":
         """The same method with other call options: `p.m.options(timeout=2, retries=3)(...)`."""

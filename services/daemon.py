@@ -6,7 +6,7 @@ It differs from Pyro5's `Daemon.handleRequest` in four ways, each closing a gap 
 - an `async def` method is awaited on the host's event loop (Pyro5 tries to serialize the coroutine);
 - a service's own exception travels with its type name and traceback (see `remote_errors`);
 - the daemon object also answers `describe(object_id)` (signatures and docs) and `stats()`;
-- a lonja client's handshake is answered with the object's `@idempotent` methods.
+- a lonja client's handshake is answered with the object's `@idempotent` and generator methods.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from config import import_pyro
 from config.auth import AuthError, TokenTable
 
 from . import remote_errors
-from .describe import describe, idempotent_methods
+from .describe import call_hints, describe
 from .transport import AdaptiveServer
 
 log = logging.getLogger("lonja.services")
@@ -124,7 +124,7 @@ class HostDaemon(Daemon):
                 raise errors.SecurityError(str(exc)) from None
         if isinstance(data, dict) and data.get("lonja"):
             obj = _unpack_weakref(self.objectsById.get(data.get("object")))
-            return {"lonja": 1, "idempotent": idempotent_methods(obj) if obj is not None else []}
+            return {"lonja": 1, **(call_hints(obj) if obj is not None else {})}
         return super().validateHandshake(conn, data)
 
     def _count(self, key: str) -> None:

@@ -25,12 +25,18 @@ def describe(obj: Any) -> dict[str, Any]:
             "methods": methods, "attributes": attributes}
 
 
-def idempotent_methods(obj: Any) -> list[str]:
-    """Names of the exposed methods of `obj` marked `@idempotent` (safe for a client to re-send)."""
+def call_hints(obj: Any) -> dict[str, list[str]]:
+    """What a client needs to call `obj` well: its `@idempotent` methods (safe to re-send) and its
+    generator methods (never batched, since their items stream)."""
     cls = obj if inspect.isclass(obj) else type(obj)
-    return sorted(name for name in _get_exposed_members(obj)["methods"]
-                  if getattr(inspect.unwrap(getattr(getattr(cls, name), "__func__", getattr(cls, name))),
-                             "_lonja_idempotent", False))
+    hints: dict[str, list[str]] = {"idempotent": [], "generators": []}
+    for name in sorted(_get_exposed_members(obj)["methods"]):
+        func = inspect.unwrap(getattr(getattr(cls, name), "__func__", getattr(cls, name)))
+        if getattr(func, "_lonja_idempotent", False):
+            hints["idempotent"].append(name)
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            hints["generators"].append(name)
+    return hints
 
 
 def _describe_method(func: Any, is_oneway: bool) -> dict[str, Any]:

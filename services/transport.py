@@ -32,7 +32,7 @@ log = logging.getLogger("lonja.services")
 class AdaptiveServer(SocketServer_Multiplex):
     """Pyro5's multiplex transport, with the leader handed over when a call blocks (see the module doc)."""
 
-    promote_after = 0.01
+    promote_after = 0.001
 
     def start_pool(self, max_threads: int) -> None:
         """Prepare the follower pool; called once, before the request loop starts."""
@@ -43,6 +43,7 @@ class AdaptiveServer(SocketServer_Multiplex):
         self._idle = 0
         self._busy_since: float | None = None
         self._busy_thread: int | None = None
+        self._active = threading.Event()
         self._loop_condition: Callable[[], bool] = lambda: True
 
     def loop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
@@ -56,6 +57,7 @@ class AdaptiveServer(SocketServer_Multiplex):
 
     def shutdown(self) -> None:
         self.shutting_down = True
+        self._active.set()
         with self._cond:
             self._cond.notify_all()
         super().shutdown()
@@ -117,6 +119,8 @@ class AdaptiveServer(SocketServer_Multiplex):
         """Accept and handshake a new connection; a client that stalls its handshake gets a new leader too."""
         with self._cond:
             self._busy_since, self._busy_thread = time.monotonic(), me
+        if not self._active.is_set():
+            self._active.set()
         try:
             conn = self._handleConnection(self.sock)
         finally:
@@ -133,6 +137,8 @@ class AdaptiveServer(SocketServer_Multiplex):
             return
         with self._cond:
             self._busy_since, self._busy_thread = time.monotonic(), me
+        if not self._active.is_set():
+            self._active.set()
         try:
             active = self.handleRequest(conn)
         finally:
@@ -154,6 +160,8 @@ class AdaptiveServer(SocketServer_Multiplex):
     def _watch(self) -> None:
         """Promote a new leader when the current one has been stuck in one request too long."""
         while not self.shutting_down:
+            self._active.wait(1.0)  # idle servers cost no wake-ups: sleep until a request starts
+            self._active.clear()
             time.sleep(self.promote_after)
             with self._cond:
                 since, busy = self._busy_since, self._busy_thread
