@@ -48,14 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         progress("starting servers")
         servers.start_all(LONJA_SERVERTYPES if not args.quick else servertypes)
-        for label, measure in [("latency", lambda: rows.latency(servers, counts, name)),
-                               ("payload", lambda: rows.payload(servers, counts, name)),
-                               ("oneway", lambda: rows.oneway(servers, counts, name)),
-                               ("futures and aio", lambda: rows.concurrency(servers, counts, name)),
-                               ("batch", lambda: rows.batch(servers, counts, name)),
-                               ("client processes", lambda: rows.clients(servers, counts, servertypes)),
-                               ("first call", lambda: rows.first_call(servers, counts, name))]:
+        # One client against the servers: client and servers pinned to different CPUs (see servers.pin);
+        # many client processes: everything free to run anywhere.
+        for label, pinned, measure in [
+                ("latency", True, lambda: rows.latency(servers, counts, name)),
+                ("payload", True, lambda: rows.payload(servers, counts, name)),
+                ("oneway", True, lambda: rows.oneway(servers, counts, name)),
+                ("futures and aio", True, lambda: rows.concurrency(servers, counts, name)),
+                ("batch", True, lambda: rows.batch(servers, counts, name)),
+                ("first call", True, lambda: rows.first_call(servers, counts, name)),
+                ("client processes", False, lambda: rows.clients(servers, counts, servertypes))]:
             progress(f"measuring {label}")
+            servers.pin(pinned)
             results += measure()
     finally:
         servers.stop()

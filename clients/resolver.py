@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 
+from config import parse_address
+
 from .errors import LonjaError, NameServerUnreachable
 from .naming import NameServerClient
 
@@ -31,12 +33,12 @@ class Resolver:
     @classmethod
     def for_address(cls, address: str, timeout: float | None) -> "Resolver":
         """The process-wide resolver for the name server at `address` ("host:port")."""
-        probe = NameServerClient(address, timeout=timeout)
-        key = (probe.host, probe.port, timeout)
+        host, port = parse_address(address, "the name server address")
+        key = (host, port, timeout)
         with cls._lock:
             resolver = cls._by_address.get(key)
             if resolver is None:
-                resolver = cls._by_address[key] = Resolver(probe)
+                resolver = cls._by_address[key] = Resolver(NameServerClient((host, port), timeout=timeout))
             return resolver
 
     def __init__(self, ns: NameServerClient) -> None:

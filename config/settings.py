@@ -6,6 +6,7 @@ value was set. Keys and their types are those of `defaults.toml`; anything else 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -175,10 +176,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
     """Read every layer and return the effective settings, or raise ConfigError naming the culprit."""
     environ = os.environ if environ is None else environ
     cwd = cwd or Path.cwd()
-    with open(DEFAULTS_FILE, "rb") as f:
-        defaults = tomllib.load(f)
-    values = {f"{section}.{key}": Value(value, "default")
-              for section, table in defaults.items() for key, value in table.items()}
+    values = dict(_defaults())
 
     path = _user_file(config_file, environ, cwd)
     if path is not None:
@@ -200,6 +198,15 @@ def install_settings(settings: Settings) -> None:
 def current_settings() -> Settings:
     """This process's settings: those the CLI installed, else freshly read from file and environment."""
     return _installed if _installed is not None else load_settings()
+
+
+@functools.lru_cache(maxsize=1)
+def _defaults() -> dict[str, Value]:
+    """The built-in layer, read once per process (every `connect()` loads the settings)."""
+    with open(DEFAULTS_FILE, "rb") as f:
+        defaults = tomllib.load(f)
+    return {f"{section}.{key}": Value(value, "default") for section, table in defaults.items()
+            for key, value in table.items()}
 
 
 def parse_address(text: str, what: str) -> tuple[str, int]:
