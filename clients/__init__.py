@@ -10,12 +10,12 @@ are the standard library's.
 
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
-from .errors import (AccessDenied, CallTimeout, LonjaError, NameNotFound, NameServerUnreachable, OutcomeUnknown, RemoteError,
+from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameNotFound, NameServerUnreachable, OutcomeUnknown, RemoteError,
                      SerializationError, ServiceUnreachable, UsageError)
 from .naming import NameServerClient
 from .proxy import Batch, RemoteMethod, RemoteStream, ServiceProxy, connect
 
-__all__ = ["ALL_COMPLETED", "AccessDenied", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Batch", "CallTimeout", "LonjaError",
+__all__ = ["ALL_COMPLETED", "AccessDenied", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Batch", "CallTimeout", "LonjaError", "MessageTooLarge",
            "NameNotFound", "NameServerClient", "NameServerUnreachable", "OutcomeUnknown", "RemoteError",
            "RemoteMethod", "RemoteStream", "SerializationError", "ServiceProxy", "ServiceUnreachable",
            "UsageError", "as_completed", "connect", "wait"]

@@ -15,6 +15,10 @@ class UsageError(LonjaError):
     """A mistake in how a command or call was written (wrong arguments, unknown method)."""
 
 
+class MessageTooLarge(UsageError):
+    """A request (or its answer) is over a size limit: "message too large (N > M)"."""
+
+
 class SerializationError(UsageError):
     """The arguments cannot be sent with the chosen serializer (e.g. bytes with json)."""
 

@@ -169,9 +169,15 @@ class NameServerClient:
 
     def _unreachable(self, exc: Exception | None = None) -> Exception:
         text = str(exc or "")
+        if tls_failure(text):
+            return AccessDenied(tls_message(f"the name server at {self.address}", text))
         if "rejected" in text:
             return AccessDenied(f"the name server at {self.address} refused the connection: "
                                 f"{text.split('rejected:', 1)[-1].strip()}")
+        if "reset by peer" in text:
+            return NameServerUnreachable(f"the name server at {self.address} reset the connection during the "
+                                         f"handshake: if it uses TLS, set tls.enabled and tls.ca (and tls.cert, "
+                                         f"tls.key for mutual TLS)")
         return NameServerUnreachable(
             f"no name server answers at {self.address}: start one with `lonja up` or `lonja ns`, "
             f"or point --ns / LONJA_NS at the right HOST:PORT")
@@ -182,6 +188,24 @@ class _NameServerProxy(Proxy):
 
     def _pyroValidateHandshake(self, response: Any) -> None:
         object.__setattr__(self, "_lonja_hello", isinstance(response, dict) and response.get("lonja"))
+
+
+_TLS_SIGNS = ("SSL", "_ssl", "TLS", "certificate", "CERTIFICATE")
+
+
+def tls_failure(text: str) -> bool:
+    """True if a connection error's text says the TLS handshake failed."""
+    return any(sign in text for sign in _TLS_SIGNS)
+
+
+def tls_message(who: str, text: str) -> str:
+    """One line saying that TLS failed with `who`, why (as far as OpenSSL says), and what to check."""
+    reason = text.split("] ")[-1].split(" (_ssl")[0].strip() if "]" in text else text
+    if "CERTIFICATE_REQUIRED" in text or "certificate required" in text or "EOF occurred" in text:
+        reason = "the server ended it: it requires a client certificate it trusts (set tls.cert and tls.key)"
+    elif "WRONG_VERSION_NUMBER" in text or "record layer" in text:
+        reason = "one side speaks TLS and the other does not (check tls.enabled on both)"
+    return f"the TLS handshake with {who} failed: {reason}; check tls.enabled, tls.cert, tls.key and tls.ca"
 
 
 def _naming_message(exc: Exception, args: tuple) -> str:

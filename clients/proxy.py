@@ -32,10 +32,11 @@ from Pyro5.core import DAEMON_NAME, URI
 from config import current_settings, import_pyro
 from config.auth import client_token
 
-from .errors import (AccessDenied, CallTimeout, LonjaError, NameNotFound, NameServerUnreachable, OutcomeUnknown,
-                     SerializationError, ServiceUnreachable, remote_error_from)
+from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameNotFound, NameServerUnreachable,
+                     OutcomeUnknown, SerializationError, ServiceUnreachable, remote_error_from)
 from .dispatch import Dispatcher
 from .executor import shared_executor
+from .naming import tls_failure, tls_message
 from .resolver import Resolver
 
 import_pyro()  # lonja's serializer variants
@@ -221,6 +222,9 @@ class ServiceProxy:
             raise CallTimeout(f"{self._target}.{method} did not answer within {options.timeout} s; "
                               f"it may still be running (raise the timeout with --timeout)") from None
         except Pyro5.errors.CommunicationError as exc:
+            if str(exc).startswith("message too large"):  # the service's answer, or Pyro5's own check
+                self._give_back(proxy)
+                raise MessageTooLarge(str(exc)) from None
             _release(proxy)
             self._mark_bad(uri)
             if _before_send(exc):
@@ -357,8 +361,10 @@ class ServiceProxy:
         return self._retrying(lambda: self._acquire_before_send(self._options), None, self._options)
 
     def _connection_error(self, exc: BaseException) -> LonjaError:
-        """AccessDenied when the service refused our token, ServiceUnreachable otherwise."""
+        """AccessDenied when the service refused our token or TLS identity, ServiceUnreachable otherwise."""
         text = str(exc)
+        if tls_failure(text):
+            return AccessDenied(tls_message(f"service {self._target!r} at {self._uri}", text))
         if "rejected" in text and "token" in text:
             return AccessDenied(self._unreachable_message(exc))
         return ServiceUnreachable(self._unreachable_message(exc))

@@ -1,10 +1,13 @@
-"""The `lonja config` subcommand: what every setting is, and where it came from."""
+"""The `lonja config` and `lonja certs` subcommands: the effective settings, and development certificates."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from pathlib import Path
+
+from .certs import init_certs
 from .settings import Settings, is_secret
 
 
@@ -15,6 +18,15 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     show = actions.add_parser("show", parents=[common], help="print every setting and the layer it came from")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(run=run_show)
+
+    certs = commands.add_parser("certs", parents=[common], help="make development TLS certificates")
+    certs_actions = certs.add_subparsers(title="actions", metavar="ACTION")
+    init = certs_actions.add_parser("init", parents=[common], help="create a CA, a server and a client certificate",
+                                    description="Create a development CA plus server and client certificates "
+                                                "(PEM) in DIR, and print the settings that use them.")
+    init.add_argument("directory", metavar="DIR")
+    init.add_argument("--force", action="store_true", help="replace existing files")
+    init.set_defaults(run=run_certs_init)
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,3 +44,17 @@ def _shown(key: str, value: object) -> object:
     if is_secret(key) and value:
         return ["(hidden)"] * len(value) if isinstance(value, list) else "(hidden)"
     return value
+
+
+def run_certs_init(args: argparse.Namespace, settings: Settings) -> int:
+    paths = init_certs(Path(args.directory).resolve(), force=args.force)
+    for path in paths.values():
+        print(f"wrote {path}")
+    print("\nservers (lonja up / ns / serve):")
+    print(f"  LONJA_TLS_ENABLED=true LONJA_TLS_CA={paths['ca.pem']} LONJA_TLS_REQUIRE_CLIENT_CERT=true \\")
+    print(f"  LONJA_TLS_CERT={paths['server.pem']} LONJA_TLS_KEY={paths['server.key']}")
+    print("clients (lonja ls / call / ..., connect()):")
+    print(f"  LONJA_TLS_ENABLED=true LONJA_TLS_CA={paths['ca.pem']} \\")
+    print(f"  LONJA_TLS_CERT={paths['client.pem']} LONJA_TLS_KEY={paths['client.key']}")
+    print("(or the same keys under [tls] in lonja.toml)")
+    return 0

@@ -13,6 +13,9 @@ from types import ModuleType
 
 from .errors import ConfigError
 from .settings import Settings
+from .tls import apply_tls
+
+PYRO_HARD_LIMIT = 1024 * 1024 * 1024
 
 
 def import_pyro() -> ModuleType:
@@ -37,12 +40,15 @@ def apply_to_pyro(settings: Settings) -> None:
     cfg.SERVERTYPE = "thread" if settings["service.servertype"] == "adaptive" else settings["service.servertype"]
     cfg.THREADPOOL_SIZE = settings["service.threads"]
     cfg.THREADPOOL_SIZE_MIN = min(cfg.THREADPOOL_SIZE_MIN, cfg.THREADPOOL_SIZE)
-    cfg.MAX_MESSAGE_SIZE = settings["limits.max_message_size"]
+    # lonja's limit is checked by its servers after decompression (config.wire); Pyro5's own check, on
+    # the compressed size, only guards against the absurd, so that a server can answer "too large".
+    cfg.MAX_MESSAGE_SIZE = max(settings["limits.max_message_size"], PYRO_HARD_LIMIT)
     cfg.COMPRESSION = settings["limits.compression"]
     cfg.NS_HOST = settings["ns.host"]
     cfg.NS_PORT = settings["ns.port"]
     cfg.HOST = settings["service.host"]
     cfg.SOCK_NODELAY = True
+    apply_tls(settings, cfg)
     level = settings["log.level"].upper()
     # Pyro5 logs every failed connect at ERROR; lonja reports those itself, as one line.
     logging.getLogger("Pyro5").setLevel(level if level in ("DEBUG", "INFO") else "CRITICAL")

@@ -1,10 +1,12 @@
 """The service host's Pyro5 daemon: how one request is dispatched to a hosted object.
 
-It differs from Pyro5's `Daemon.handleRequest` in four ways, each closing a gap users hit:
+It differs from Pyro5's `Daemon.handleRequest` in these ways, each closing a gap users hit:
 - oneway calls run on a bounded executor (Pyro5 starts a new thread per oneway call, without limit);
   their errors are logged and counted instead of lost;
 - an `async def` method is awaited on the host's event loop (Pyro5 tries to serialize the coroutine);
 - a service's own exception travels with its type name and traceback (see `remote_errors`);
+- a request over `limits.max_message_size` (after decompression) gets "message too large" as its
+  answer, and the connection stays usable (see `config.wire`);
 - the daemon object also answers `describe(object_id)` (signatures and docs) and `stats()`;
 - a lonja client's handshake is answered with the object's `@idempotent` and generator methods.
 """
@@ -26,6 +28,7 @@ from Pyro5.server import (Daemon, DaemonObject, _get_attribute, _get_exposed_pro
                           _set_exposed_property_value, _unpack_weakref, expose)
 
 from config import import_pyro
+from config.wire import TooLarge, receive
 from config.auth import AuthError, TokenTable
 
 from . import remote_errors
@@ -82,7 +85,8 @@ class HostDaemon(Daemon):
     """A Pyro5 daemon with bounded oneway execution, async methods and faithful remote exceptions."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, oneway_workers: int = 8,
-                 servertype: str | None = None, max_threads: int = 64, **kwargs: Any) -> None:
+                 servertype: str | None = None, max_threads: int = 64, max_connections: int = 256,
+                 max_message_size: int = 100 * 1024 * 1024, **kwargs: Any) -> None:
         servertype = servertype or config.SERVERTYPE
         pyro_type = "multiplex" if servertype == "adaptive" else servertype
         previous, config.SERVERTYPE = config.SERVERTYPE, pyro_type  # Pyro5 picks its transport from config
@@ -92,8 +96,9 @@ class HostDaemon(Daemon):
             config.SERVERTYPE = previous
         if servertype == "adaptive":
             self.transportServer.__class__ = AdaptiveServer  # same state, leader/followers loop on top
-            self.transportServer.start_pool(max_threads)
+            self.transportServer.start_pool(max_threads, max_connections)
         self.servertype = servertype
+        self.max_message_size = max_message_size
         self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")
         self._loop = EventLoopThread()
         self._counts = {"calls": 0, "oneway_done": 0, "oneway_failed": 0}
@@ -155,7 +160,13 @@ class HostDaemon(Daemon):
         request_serializer_id = serializers.MarshalSerializer.serializer_id
         was_batched = False
         is_callback = False
-        msg = protocol.recv_stub(conn, [protocol.MSG_INVOKE, protocol.MSG_PING])
+        try:
+            msg = receive(conn, [protocol.MSG_INVOKE, protocol.MSG_PING], self.max_message_size)
+        except TooLarge as exc:
+            log.warning("refused a request from %s: %s", _peer(conn), exc)
+            self._sendExceptionResponse(conn, exc.seq, exc.serializer_id, errors.MessageTooLargeError(str(exc)),
+                                        [f"lonja: {exc}\n"])
+            return
         try:
             request_flags = msg.flags
             request_seq = msg.seq
@@ -251,3 +262,10 @@ class HostDaemon(Daemon):
         annotations = current_context.response_annotations
         annotations.update(self.annotations())
         return annotations
+
+
+def _peer(conn: Any) -> str:
+    try:
+        return "%s:%s" % conn.sock.getpeername()[:2]
+    except (OSError, TypeError):
+        return "a client"

@@ -73,7 +73,9 @@ class ServiceHost:
                                  port=settings["service.port"] if port is None else port,
                                  oneway_workers=settings["service.oneway_workers"],
                                  servertype=settings["service.servertype"],
-                                 max_threads=settings["service.threads"])
+                                 max_threads=settings["service.threads"],
+                                 max_connections=settings["limits.max_connections"],
+                                 max_message_size=settings["limits.max_message_size"])
         self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
                                    timeout=settings["client.connect_timeout"] or None,
                                    token=client_token(settings))

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from Pyro5 import config
+from Pyro5 import config, socketutil
 from Pyro5.svr_multiplex import SocketServer_Multiplex
 
 log = logging.getLogger("lonja.services")
@@ -34,9 +34,11 @@ class AdaptiveServer(SocketServer_Multiplex):
 
     promote_after = 0.001
 
-    def start_pool(self, max_threads: int) -> None:
+    def start_pool(self, max_threads: int, max_connections: int = 256) -> None:
         """Prepare the follower pool; called once, before the request loop starts."""
         self._max_threads = max(1, max_threads)
+        self._max_connections = max(1, max_connections)
+        self._connections = 0
         self._cond = threading.Condition()
         self._leader: int | None = None
         self._threads = 0
@@ -116,19 +118,42 @@ class AdaptiveServer(SocketServer_Multiplex):
             self.daemon._housekeeping()
 
     def _accept(self, me: int) -> None:
-        """Accept and handshake a new connection; a client that stalls its handshake gets a new leader too."""
+        """Accept and handshake a new connection, or refuse it past `max_connections`.
+
+        A client that stalls its handshake holds only this thread: the watchdog promotes a new leader.
+        """
         with self._cond:
             self._busy_since, self._busy_thread = time.monotonic(), me
+            full = self._connections >= self._max_connections
         if not self._active.is_set():
             self._active.set()
         try:
-            conn = self._handleConnection(self.sock)
+            conn = self._refuse() if full else self._handleConnection(self.sock)
         finally:
             with self._cond:
                 if self._busy_thread == me:
                     self._busy_since = self._busy_thread = None
         if conn:
+            with self._cond:
+                self._connections += 1
             self.selector.register(conn, selectors.EVENT_READ, self)
+
+    def _refuse(self) -> None:
+        """Accept one connection only to answer its handshake with a clear refusal, then close it."""
+        try:
+            sock, _ = self.sock.accept()
+        except OSError:
+            return None
+        conn = socketutil.SocketConnection(sock)
+        log.warning("refusing a connection: %d connections is the limit", self._max_connections)
+        try:
+            self.daemon._handshake(conn, denied_reason=(
+                f"too many connections ({self._connections}): the server is at its limit "
+                f"(limits.max_connections), try again later"))
+        except Exception:  # the client may be gone already
+            pass
+        conn.close()
+        return None
 
     def _serve_request(self, conn: Any, me: int) -> None:
         try:
@@ -151,6 +176,8 @@ class AdaptiveServer(SocketServer_Multiplex):
                 return
             except (KeyError, ValueError, OSError):
                 pass
+        with self._cond:
+            self._connections -= 1
         try:
             self.daemon._clientDisconnect(conn)
         except Exception as exc:
