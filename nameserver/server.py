@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import logging
 import socket
+import struct
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -15,9 +16,11 @@ from typing import Any, Optional
 import Pyro5.core
 import Pyro5.errors
 import Pyro5.nameserver
+import Pyro5.protocol
 import Pyro5.server
 
 from config import Settings, stop_on_signals
+from config.wire import TooLarge, receive
 from config.auth import AuthError, TokenTable
 
 from .errors import NameServerError
@@ -43,12 +46,13 @@ class NameServerPolicy:
     probe_grace: float = 15.0
     tokens: TokenTable = field(default_factory=lambda: TokenTable(False, {}, True))
     max_connections: int = 256
+    max_message_size: int = 100 * 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "NameServerPolicy":
         return cls(settings["ns.lease_ttl"], settings["ns.sweep_interval"], settings["ns.probe_interval"],
                    settings["ns.probe_grace"], TokenTable.from_settings(settings),
-                   settings["limits.max_connections"])
+                   settings["limits.max_connections"], settings["limits.max_message_size"])
 
 
 class NameServerDaemon(Pyro5.server.Daemon):
@@ -107,12 +111,24 @@ class NameServerDaemon(Pyro5.server.Daemon):
         self.nameserver.storage.close()
 
     def handleRequest(self, conn: Any) -> None:
-        """Warn on a protocol error (often a client using another serializer), as Pyro5's daemon does."""
+        """Read the request under lonja's size limit (after decompression), then let Pyro5 handle it.
+
+        A request over the limit is answered with "message too large"; Pyro5's own handling then reads
+        the checked, decompressed request back from a `_Replay` of it. Protocol errors (often a client
+        using another serializer) are warned about, as Pyro5's name server does.
+        """
         try:
-            return super().handleRequest(conn)
+            message = receive(conn, [Pyro5.protocol.MSG_INVOKE, Pyro5.protocol.MSG_PING],
+                              self.policy.max_message_size)
+        except TooLarge as exc:
+            log.warning("refused a request: %s", exc)
+            self._sendExceptionResponse(conn, exc.seq, exc.serializer_id,
+                                        Pyro5.errors.MessageTooLargeError(str(exc)), [f"lonja: {exc}\n"])
+            return
         except Pyro5.errors.ProtocolError as exc:
             warnings.warn("Pyro protocol error occurred: " + str(exc))
             raise
+        return super().handleRequest(_Replay(conn, message))
 
 
 class NameServerHandle:
@@ -194,6 +210,37 @@ class NameServerHandle:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _Replay:
+    """A connection whose next message is one already received (re-encoded, uncompressed); the rest is `conn`."""
+
+    def __init__(self, conn: Any, message: Any) -> None:
+        self._conn = conn
+        flags = message.flags & ~Pyro5.protocol.FLAGS_COMPRESSED
+        header = struct.pack(Pyro5.protocol._header_format, b"PYRO", Pyro5.protocol.PROTOCOL_VERSION,
+                             message.type, message.serializer_id, flags, message.seq, len(message.data),
+                             _annotations_size(message.annotations), bytes(message.corr_id), 0,
+                             Pyro5.protocol._magic_number)
+        self._pending = bytearray(header + _annotations_bytes(message.annotations) + bytes(message.data))
+
+    def recv(self, size: int) -> bytes:
+        if self._pending:
+            chunk, self._pending = bytes(self._pending[:size]), self._pending[size:]
+            return chunk
+        return self._conn.recv(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _annotations_size(annotations: dict) -> int:
+    return sum(8 + len(value) for value in annotations.values())
+
+
+def _annotations_bytes(annotations: dict) -> bytes:
+    return b"".join(key.encode("ascii") + len(value).to_bytes(4, "big") + bytes(value)
+                    for key, value in annotations.items())
 
 
 def _is_loopback(ip: str) -> bool:

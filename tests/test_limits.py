@@ -87,3 +87,18 @@ def test_connection_limit_refuses_clearly_and_recovers(limited):
         assert proxy.echo("room again") == "room again"
     for proxy in held:
         proxy._pyroRelease()
+
+
+def test_name_server_applies_the_limit_after_decompression_too(lonja):
+    lonja.env.update(LIMITS)
+    _, ns = lonja.nameserver()
+    try:
+        Pyro5.config.COMPRESSION = True
+        plain = Pyro5.api.Proxy(f"PYRO:Pyro.NameServer@{ns}")
+        with pytest.raises(Pyro5.errors.MessageTooLargeError, match="after decompression"):
+            plain.register("big", "PYRO:x@127.0.0.1:1", metadata={"m" * 5_000_000})
+    finally:
+        Pyro5.config.COMPRESSION = False
+    with Pyro5.api.Proxy(f"PYRO:Pyro.NameServer@{ns}") as plain:
+        plain.register("small", "PYRO:x@127.0.0.1:1")
+        assert "small" in plain.list() and "big" not in plain.list()
