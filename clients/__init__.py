@@ -13,9 +13,11 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, 
 from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameNotFound, NameServerUnreachable, OutcomeUnknown, RemoteError,
                      SerializationError, ServiceUnreachable, UsageError)
 from .naming import NameServerClient
-from .proxy import Batch, RemoteMethod, RemoteStream, ServiceProxy, connect
+from .batch import Batch
+from .proxy import RemoteMethod, ServiceProxy, connect
+from .stream import RemoteStream
 
-__all__ = ["ALL_COMPLETED", "AccessDenied", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Batch", "CallTimeout", "LonjaError", "MessageTooLarge",
-           "NameNotFound", "NameServerClient", "NameServerUnreachable", "OutcomeUnknown", "RemoteError",
-           "RemoteMethod", "RemoteStream", "SerializationError", "ServiceProxy", "ServiceUnreachable",
-           "UsageError", "as_completed", "connect", "wait"]
+__all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "AccessDenied", "Batch", "CallTimeout",
+           "LonjaError", "MessageTooLarge", "NameNotFound", "NameServerClient", "NameServerUnreachable",
+           "OutcomeUnknown", "RemoteError", "RemoteMethod", "RemoteStream", "SerializationError", "ServiceProxy",
+           "ServiceUnreachable", "UsageError", "as_completed", "connect", "wait"]

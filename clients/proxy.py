@@ -7,9 +7,10 @@
         await echo.slow.aio(0.5)           # asyncio
         echo.slow.options(timeout=2)(1)    # per-call options
 
-Underneath, each call borrows a Pyro5 connection from a small pool, so one proxy serves many threads
-(plain Pyro5 pins a proxy to the thread that made it). A name is resolved through the name server once
-and again whenever its service stops answering, so a service restarted on a new port is found again.
+Underneath, each call borrows a Pyro5 connection from a small pool per instance, so one proxy serves
+many threads (plain Pyro5 pins a proxy to the thread that made it). A name resolves to every serving
+instance (see `resolver`); calls go round them and move away from one that fails, and a service
+restarted on a new port is found again through the name server.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ from Pyro5.core import DAEMON_NAME, URI
 from config import current_settings, import_pyro
 from config.auth import client_token
 
-from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameNotFound, NameServerUnreachable,
+from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameServerUnreachable,
                      OutcomeUnknown, SerializationError, ServiceUnreachable, remote_error_from)
+from .batch import Batch
 from .dispatch import Dispatcher
 from .executor import shared_executor
 from .naming import tls_failure, tls_message
 from .resolver import Resolver
+from .stream import RemoteStream
 
 import_pyro()  # lonja's serializer variants
 
@@ -49,9 +52,6 @@ class CallOptions:
     timeout: float | None = None
     retries: int = 3
     connect_timeout: float = 2.0
-
-
-_END = object()
 
 
 class _NotSent(Exception):
@@ -135,7 +135,7 @@ class ServiceProxy:
             idle, self._idle = self._idle, {}
         for pool in idle.values():
             for proxy in pool:
-                _release(proxy)
+                release(proxy)
 
     @property
     def uri(self) -> str:
@@ -173,7 +173,7 @@ class ServiceProxy:
         try:
             proxy._pyroInvoke("ping", (), {}, objectId=DAEMON_NAME)
         except Pyro5.errors.CommunicationError as exc:
-            _release(proxy)
+            release(proxy)
             raise ServiceUnreachable(self._unreachable_message(exc)) from None
         self._give_back(proxy)
         return time.perf_counter() - start
@@ -217,7 +217,7 @@ class ServiceProxy:
             raise SerializationError(f"cannot send the arguments of {method}() with the {self._serializer} "
                                      f"serializer: {exc} (see README: what each serializer keeps)") from None
         except Pyro5.errors.TimeoutError:
-            _release(proxy)
+            release(proxy)
             self._mark_bad(uri, 0.0)
             raise CallTimeout(f"{self._target}.{method} did not answer within {options.timeout} s; "
                               f"it may still be running (raise the timeout with --timeout)") from None
@@ -225,7 +225,7 @@ class ServiceProxy:
             if str(exc).startswith("message too large"):  # the service's answer, or Pyro5's own check
                 self._give_back(proxy)
                 raise MessageTooLarge(str(exc)) from None
-            _release(proxy)
+            release(proxy)
             self._mark_bad(uri)
             if _before_send(exc):
                 raise _NotSent() from exc
@@ -233,7 +233,7 @@ class ServiceProxy:
                                  f"may not have run ({exc})") from None
         except Pyro5.errors.PyroError as exc:
             if isinstance(exc, Pyro5.errors.DaemonError) and "unknown object" in str(exc):
-                _release(proxy)
+                release(proxy)
                 self._mark_bad(uri)
                 raise _NotSent() from ServiceUnreachable(
                     f"{self._target} is no longer hosted at {uri}: the service stopped")
@@ -295,7 +295,7 @@ class ServiceProxy:
         with self._lock:
             idle = self._idle.pop(uri, [])
         for proxy in idle:
-            _release(proxy)
+            release(proxy)
         if self._resolver:
             self._resolver.forget(self._target)
 
@@ -314,7 +314,7 @@ class ServiceProxy:
             proxy._pyroClaimOwnership()
             if _still_open(proxy):
                 return proxy
-            _release(proxy)
+            release(proxy)
         proxy = _Connection(uri)
         object.__setattr__(proxy, "_lonja_uri", uri)
         proxy._pyroSerializer = self._serializer
@@ -343,7 +343,7 @@ class ServiceProxy:
             if len(pool) < self._pool_size and proxy._pyroConnection is not None:
                 pool.append(proxy)
                 return
-        _release(proxy)
+        release(proxy)
 
     def _metadata(self) -> dict[str, frozenset[str]]:
         if self._meta is None:
@@ -422,119 +422,6 @@ class RemoteMethod:
         return f"<remote method {self._proxy._target}.{self._name}>"
 
 
-class RemoteStream:
-    """The items of a remote generator, fetched as they are consumed (also `async for` them)."""
-
-    def __init__(self, owner: ServiceProxy, proxy: Proxy, stream: Iterator) -> None:
-        self._owner = owner
-        self._proxy = proxy
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def __iter__(self) -> "RemoteStream":
-        return self
-
-    def __next__(self) -> Any:
-        with self._lock:
-            if self._proxy is None:
-                raise StopIteration
-            self._proxy._pyroClaimOwnership()
-            try:
-                return next(self._stream)
-            except StopIteration:
-                self._finish()
-                raise
-            except Pyro5.errors.CommunicationError as exc:
-                _release(self._proxy)
-                self._proxy = None
-                raise OutcomeUnknown(f"the stream from {self._owner._target} broke off: {exc}") from None
-            except Exception as exc:
-                self._finish()
-                raise remote_error_from(exc) from None
-
-    def __aiter__(self) -> "RemoteStream":
-        return self
-
-    async def __anext__(self) -> Any:
-        loop = asyncio.get_running_loop()
-        item = await loop.run_in_executor(shared_executor(), next, self, _END)
-        if item is _END:
-            raise StopAsyncIteration
-        return item
-
-    def close(self) -> None:
-        with self._lock:
-            if self._proxy is not None:
-                self._proxy._pyroClaimOwnership()
-                try:
-                    self._stream.close()
-                finally:
-                    self._finish()
-
-    def _finish(self) -> None:
-        proxy, self._proxy = self._proxy, None
-        if proxy is not None:
-            self._owner._give_back(proxy)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-class Batch:
-    """Calls recorded on a proxy and sent in one request when the `with` block ends."""
-
-    def __init__(self, proxy: ServiceProxy, oneway: bool) -> None:
-        self._proxy = proxy
-        self._oneway = oneway
-        self._calls: list[tuple[str, tuple, dict]] = []
-        self._results: list[Any] | None = None
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name not in self._proxy._metadata()["methods"]:
-            raise AttributeError(f"{self._proxy._target} has no remote method {name!r}")
-
-        def record(*args: Any, **kwargs: Any) -> None:
-            self._calls.append((name, args, kwargs))
-        return record
-
-    def __enter__(self) -> "Batch":
-        return self
-
-    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
-        if exc_type is None:
-            self.send()
-
-    def send(self) -> None:
-        """Send the recorded calls now (the `with` block does this for you)."""
-        calls, self._calls = self._calls, []
-        if not calls:
-            self._results = []
-            return
-        flags = protocol.FLAGS_BATCH | (protocol.FLAGS_ONEWAY if self._oneway else 0)
-        payload = [(name, list(args), dict(kwargs)) for name, args, kwargs in calls]
-        results = self._proxy._call("<batch>", payload, {}, self._proxy._options, flags)
-        self._results = [] if self._oneway else list(results)
-
-    def results(self) -> list[Any]:
-        """The results in call order. If a call raised, its RemoteError is raised here, with `.results`
-        holding the results of the calls before it (the service stops a batch at its first error)."""
-        if self._results is None:
-            raise LonjaError("the batch has not been sent: use it in a `with` block or call send()")
-        values = []
-        for value in self._results:
-            if type(value).__name__ == "_ExceptionWrapper":
-                error = remote_error_from(value.exception)
-                error.results = values
-                raise error
-            values.append(value)
-        return values
-
-
 def connect(target: str, *, ns: str | None = None, timeout: float | None = None, retries: int | None = None,
             serializer: str | None = None) -> ServiceProxy:
     """A proxy for the service registered as `target` (or a PYRO:/PYRONAME: URI).
@@ -549,7 +436,8 @@ def connect(target: str, *, ns: str | None = None, timeout: float | None = None,
     return ServiceProxy(target.strip(), ns=ns, timeout=timeout, retries=retries, serializer=serializer)
 
 
-def _release(proxy: Proxy) -> None:
+def release(proxy: Proxy) -> None:
+    """Close one pooled connection, whichever thread used it last."""
     try:
         proxy._pyroClaimOwnership()
         proxy._pyroRelease()

@@ -3,39 +3,51 @@
 Pyro5 checks a message's size as sent (compressed) and then decompresses it without bound, so a 50 MB
 argument compressed to 50 KB passes a 100 KB limit. Here the declared size is checked first, and the
 payload is decompressed with a bound. A message over the limit is read to its end (so the connection
-stays usable) and reported as `TooLarge`, which servers answer with "message too large (N > M)".
+stays in sync) and reported as `TooLarge`, which servers answer with "message too large (N > M)". One
+whose payload is too large even to read and discard closes the connection instead (logged).
 """
 
 from __future__ import annotations
 
+import logging
+import struct
 import zlib
 from typing import Any, Sequence
 
 from Pyro5 import errors, protocol
 
 DRAIN_LIMIT = 256 * 1024 * 1024
-"""Largest oversized payload that is read and discarded; past this the connection is closed instead."""
+"""Most bytes read and thrown away (or unzipped, to count them) for a clear answer; past it, the
+connection is closed instead."""
 _CHUNK = 1024 * 1024
+
+log = logging.getLogger("lonja.wire")
 
 
 class TooLarge(Exception):
-    """A message over the limit; carries what a reply needs (its seq and serializer)."""
+    """A message over the limit, already read to its end: answer it (unless `oneway`) on the same connection."""
 
-    def __init__(self, message: Any, size: int, limit: int, after_decompression: bool) -> None:
-        shown = f"> {size}" if after_decompression else str(size)
+    def __init__(self, message: Any, size: str, limit: int, after_decompression: bool) -> None:
         where = " after decompression" if after_decompression else ""
-        super().__init__(f"message too large ({shown} > {limit} bytes{where}): "
+        super().__init__(f"message too large ({size} > {limit} bytes{where}): "
                          f"send less per call, or raise limits.max_message_size on the server")
         self.seq = message.seq
         self.serializer_id = message.serializer_id
+        self.oneway = bool(message.flags & protocol.FLAGS_ONEWAY)
 
 
 def receive(connection: Any, accepted: Sequence[int], limit: int) -> protocol.ReceivingMessage:
-    """Read one message from `connection`; TooLarge if it exceeds `limit` bytes, before or after unzipping."""
+    """Read one message from `connection`, as Pyro5's `recv_stub` does, but under `limit` bytes counted
+    after decompression: TooLarge if over it, ConnectionClosedError if too large even to drain."""
     header = connection.recv(6)
     protocol.ReceivingMessage.validate(header)
     header += connection.recv(protocol._header_size - 6)
-    message = protocol.ReceivingMessage(header)
+    protocol.ReceivingMessage.validate(header)  # tag, version and magic number
+    # Pyro5's own parsing, minus its check against the process-wide MAX_MESSAGE_SIZE: the limit is ours.
+    message = protocol.ReceivingMessage.__new__(protocol.ReceivingMessage)
+    (_, _, message.type, message.serializer_id, message.flags, message.seq, message.data_size,
+     message.annotations_size, message.corr_id, _, _) = struct.unpack(protocol._header_format, header)
+    message.data, message.annotations = None, {}
     if accepted and message.type not in accepted:
         error = errors.ProtocolError(f"invalid msg type {message.type} received")
         error.pyroMsg = message
@@ -43,23 +55,44 @@ def receive(connection: Any, accepted: Sequence[int], limit: int) -> protocol.Re
     declared = message.data_size + message.annotations_size
     if declared > limit:
         if declared > DRAIN_LIMIT:
+            log.warning("closing the connection from %s: it sends a message of %d bytes (the limit is %d, "
+                        "and more than %d bytes are not read just to refuse them)",
+                        _peer(connection), declared, limit, DRAIN_LIMIT)
             raise errors.ConnectionClosedError(f"message of {declared} bytes refused, connection closed")
         _drain(connection, declared)
-        raise TooLarge(message, declared, limit, after_decompression=False)
+        raise TooLarge(message, str(declared), limit, after_decompression=False)
     payload = connection.recv(declared)
     compressed = message.flags & protocol.FLAGS_COMPRESSED
     message.flags &= ~protocol.FLAGS_COMPRESSED  # Pyro5 would unzip without bound: we do it below
     message.add_payload(payload)
     if compressed:
+        room = limit - message.annotations_size
         inflater = zlib.decompressobj()
-        data = inflater.decompress(message.data, limit + 1)
-        if len(data) > limit or inflater.unconsumed_tail:
-            raise TooLarge(message, limit, limit, after_decompression=True)
+        data = inflater.decompress(message.data, room + 1)
+        if len(data) > room:
+            raise TooLarge(message, _inflated_size(inflater, len(data) + message.annotations_size), limit,
+                           after_decompression=True)
         message.data = data
         message.data_size = len(data)
     return message
 
 
+def _inflated_size(inflater: Any, size: int) -> str:
+    """Unzip the rest (thrown away) to count it, up to DRAIN_LIMIT: "N", or "more than N" past it."""
+    while inflater.unconsumed_tail and size <= DRAIN_LIMIT:
+        size += len(inflater.decompress(inflater.unconsumed_tail, _CHUNK))
+    if inflater.unconsumed_tail:
+        return f"more than {size}"
+    return str(size + len(inflater.flush()))
+
+
 def _drain(connection: Any, size: int) -> None:
     while size > 0:
         size -= len(connection.recv(min(_CHUNK, size)))
+
+
+def _peer(connection: Any) -> str:
+    try:
+        return "%s:%s" % connection.sock.getpeername()[:2]
+    except (AttributeError, OSError, TypeError):
+        return "a client"

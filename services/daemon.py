@@ -162,10 +162,11 @@ class HostDaemon(Daemon):
         is_callback = False
         try:
             msg = receive(conn, [protocol.MSG_INVOKE, protocol.MSG_PING], self.max_message_size)
-        except TooLarge as exc:
-            log.warning("refused a request from %s: %s", _peer(conn), exc)
-            self._sendExceptionResponse(conn, exc.seq, exc.serializer_id, errors.MessageTooLargeError(str(exc)),
-                                        [f"lonja: {exc}\n"])
+        except TooLarge as exc:  # read to its end: the connection is in sync, the answer says why
+            log.warning("refused a %srequest from %s: %s", "oneway " if exc.oneway else "", _peer(conn), exc)
+            if not exc.oneway:
+                self._sendExceptionResponse(conn, exc.seq, exc.serializer_id,
+                                            errors.MessageTooLargeError(str(exc)), [f"lonja: {exc}\n"])
             return
         try:
             request_flags = msg.flags

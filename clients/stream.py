@@ -1,0 +1,79 @@
+"""The items of a remote generator, fetched as they are consumed, from a connection kept for the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Any, Iterator
+
+import Pyro5.errors
+from Pyro5.client import Proxy
+
+from .errors import OutcomeUnknown, remote_error_from
+from .executor import shared_executor
+
+if TYPE_CHECKING:
+    from .proxy import ServiceProxy
+
+_END = object()
+
+
+class RemoteStream:
+    """The items of a remote generator, fetched as they are consumed (also `async for` them)."""
+
+    def __init__(self, owner: ServiceProxy, proxy: Proxy, stream: Iterator) -> None:
+        self._owner = owner
+        self._proxy = proxy
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> "RemoteStream":
+        return self
+
+    def __next__(self) -> Any:
+        with self._lock:
+            if self._proxy is None:
+                raise StopIteration
+            self._proxy._pyroClaimOwnership()
+            try:
+                return next(self._stream)
+            except StopIteration:
+                self._finish()
+                raise
+            except Pyro5.errors.CommunicationError as exc:
+                self._proxy._pyroRelease()
+                self._proxy = None
+                raise OutcomeUnknown(f"the stream from {self._owner._target} broke off: {exc}") from None
+            except Exception as exc:
+                self._finish()
+                raise remote_error_from(exc) from None
+
+    def __aiter__(self) -> "RemoteStream":
+        return self
+
+    async def __anext__(self) -> Any:
+        loop = asyncio.get_running_loop()
+        item = await loop.run_in_executor(shared_executor(), next, self, _END)
+        if item is _END:
+            raise StopAsyncIteration
+        return item
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proxy is not None:
+                self._proxy._pyroClaimOwnership()
+                try:
+                    self._stream.close()
+                finally:
+                    self._finish()
+
+    def _finish(self) -> None:
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            self._owner._give_back(proxy)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
