@@ -10,10 +10,10 @@ are the standard library's.
 
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
-from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameNotFound, NameServerUnreachable, OutcomeUnknown, RemoteError,
-                     SerializationError, ServiceUnreachable, UsageError)
-from .naming import NameServerClient
 from .batch import Batch
+from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameNotFound, NameServerUnreachable,
+                     OutcomeUnknown, RemoteError, SerializationError, ServiceUnreachable, UsageError)
+from .naming import NameServerClient
 from .proxy import RemoteMethod, ServiceProxy, connect
 from .stream import RemoteStream
 

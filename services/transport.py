@@ -29,7 +29,43 @@ from Pyro5.svr_multiplex import SocketServer_Multiplex
 log = logging.getLogger("lonja.services")
 
 
-class AdaptiveServer(SocketServer_Multiplex):
+class LimitedMultiplex(SocketServer_Multiplex):
+    """Pyro5's multiplex transport, refusing connections past `max_connections` with a clear reason."""
+
+    max_connections = 256
+    refuse_timeout = 2.0
+    """Seconds a refused client has to send its handshake (the refusal is its answer)."""
+
+    def open_connections(self) -> int:
+        return len(self.selector.get_map()) - 1  # one thread: every connection is in the selector
+
+    def _handleConnection(self, sock: Any) -> Any:
+        if sock is not None and self.open_connections() >= self.max_connections:
+            return self._refuse(sock)
+        return super()._handleConnection(sock)
+
+    def _refuse(self, sock: Any) -> None:
+        """Accept one connection only to answer its handshake with a clear refusal, then close it."""
+        try:
+            csock, caddr = sock.accept()
+        except OSError:
+            return None
+        csock.settimeout(self.refuse_timeout)
+        count = self.open_connections()
+        log.warning("refused a connection from %s:%s: %d connections open, limits.max_connections is %d",
+                    *caddr[:2], count, self.max_connections)
+        conn = socketutil.SocketConnection(csock)
+        try:
+            self.daemon._handshake(conn, denied_reason=(
+                f"too many connections ({count}): the server is at its limit "
+                f"(limits.max_connections), try again later"))
+        except Exception:  # the client may be gone already
+            pass
+        conn.close()
+        return None
+
+
+class AdaptiveServer(LimitedMultiplex):
     """Pyro5's multiplex transport, with the leader handed over when a call blocks (see the module doc)."""
 
     promote_after = 0.001
@@ -37,7 +73,7 @@ class AdaptiveServer(SocketServer_Multiplex):
     def start_pool(self, max_threads: int, max_connections: int = 256) -> None:
         """Prepare the follower pool; called once, before the request loop starts."""
         self._max_threads = max(1, max_threads)
-        self._max_connections = max(1, max_connections)
+        self.max_connections = max(1, max_connections)
         self._connections = 0
         self._cond = threading.Condition()
         self._leader: int | None = None
@@ -117,6 +153,9 @@ class AdaptiveServer(SocketServer_Multiplex):
         if self._leader == me:
             self.daemon._housekeeping()
 
+    def open_connections(self) -> int:
+        return self._connections  # connections being served are out of the selector
+
     def _accept(self, me: int) -> None:
         """Accept and handshake a new connection, or refuse it past `max_connections`.
 
@@ -124,36 +163,22 @@ class AdaptiveServer(SocketServer_Multiplex):
         """
         with self._cond:
             self._busy_since, self._busy_thread = time.monotonic(), me
-            full = self._connections >= self._max_connections
+            full = self._connections >= self.max_connections
+            if not full:
+                self._connections += 1  # taken before the handshake: two leaders may accept at once
         if not self._active.is_set():
             self._active.set()
+        conn = None
         try:
-            conn = self._refuse() if full else self._handleConnection(self.sock)
+            conn = self._refuse(self.sock) if full else SocketServer_Multiplex._handleConnection(self, self.sock)
         finally:
             with self._cond:
                 if self._busy_thread == me:
                     self._busy_since = self._busy_thread = None
+                if not full and not conn:
+                    self._connections -= 1
         if conn:
-            with self._cond:
-                self._connections += 1
             self.selector.register(conn, selectors.EVENT_READ, self)
-
-    def _refuse(self) -> None:
-        """Accept one connection only to answer its handshake with a clear refusal, then close it."""
-        try:
-            sock, _ = self.sock.accept()
-        except OSError:
-            return None
-        conn = socketutil.SocketConnection(sock)
-        log.warning("refusing a connection: %d connections is the limit", self._max_connections)
-        try:
-            self.daemon._handshake(conn, denied_reason=(
-                f"too many connections ({self._connections}): the server is at its limit "
-                f"(limits.max_connections), try again later"))
-        except Exception:  # the client may be gone already
-            pass
-        conn.close()
-        return None
 
     def _serve_request(self, conn: Any, me: int) -> None:
         try:
