@@ -222,7 +222,8 @@ class ServiceProxy:
             raise CallTimeout(f"{self._target}.{method} did not answer within {options.timeout} s; "
                               f"it may still be running (raise the timeout with --timeout)") from None
         except Pyro5.errors.CommunicationError as exc:
-            if str(exc).startswith("message too large"):  # the service's answer, or Pyro5's own check
+            if isinstance(exc, Pyro5.errors.ProtocolError) and str(exc).startswith("message too large"):
+                # the service's answer (the request was read to its end), or Pyro5's own check
                 self._give_back(proxy)
                 raise MessageTooLarge(str(exc)) from None
             release(proxy)

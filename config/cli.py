@@ -14,12 +14,14 @@ from .settings import Settings, is_secret
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add `lonja config show` to the `lonja` parser."""
     config = commands.add_parser("config", parents=[common], help="show the effective settings")
+    config.set_defaults(run=_usage(config))
     actions = config.add_subparsers(title="actions", metavar="ACTION")
     show = actions.add_parser("show", parents=[common], help="print every setting and the layer it came from")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(run=run_show)
 
     certs = commands.add_parser("certs", parents=[common], help="make development TLS certificates")
+    certs.set_defaults(run=_usage(certs))
     certs_actions = certs.add_subparsers(title="actions", metavar="ACTION")
     init = certs_actions.add_parser("init", parents=[common], help="create a CA, a server and a client certificate",
                                     description="Create a development CA plus server and client certificates "
@@ -27,6 +29,14 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     init.add_argument("directory", metavar="DIR")
     init.add_argument("--force", action="store_true", help="replace existing files")
     init.set_defaults(run=run_certs_init)
+
+
+def _usage(parser: argparse.ArgumentParser):
+    """A `run` for a command given without its action: show that command's help, exit 2."""
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        parser.print_help()
+        return 2
+    return run
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:

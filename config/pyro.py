@@ -40,8 +40,10 @@ def apply_to_pyro(settings: Settings) -> None:
     cfg.SERVERTYPE = "thread" if settings["service.servertype"] == "adaptive" else settings["service.servertype"]
     cfg.THREADPOOL_SIZE = settings["service.threads"]
     cfg.THREADPOOL_SIZE_MIN = min(cfg.THREADPOOL_SIZE_MIN, cfg.THREADPOOL_SIZE)
-    # lonja's limit is checked by its servers after decompression (config.wire); Pyro5's own check, on
-    # the compressed size, only guards against the absurd, so that a server can answer "too large".
+    # limits.max_message_size is what a lonja server accepts in a request, checked after decompression by
+    # config.wire (which ignores this value). Pyro5's own check (compressed sizes) also covers answers and
+    # what clients send: it stays a backstop at 1 GiB, so answers are not cut at the request limit and an
+    # oversized request reaches the server, which answers "message too large (N > M)".
     cfg.MAX_MESSAGE_SIZE = max(settings["limits.max_message_size"], PYRO_HARD_LIMIT)
     cfg.COMPRESSION = settings["limits.compression"]
     cfg.NS_HOST = settings["ns.host"]

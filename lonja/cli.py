@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lonja", parents=[common],
         description="Call remote objects like local ones: a name server, service hosts and clients on Pyro5.",
         epilog="exit codes: 0 ok, 1 the remote call raised, 2 usage or settings error, "
-               "3 name server or service unreachable or unknown name, 4 port or name already in use")
+               "3 name server or service unreachable or unknown name, 4 port or name already in use, "
+               "5 access denied (token or TLS identity), 70 a bug in lonja (rerun with --debug)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     up.register(commands, common)
     nameserver.cli.register(commands, common)

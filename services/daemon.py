@@ -33,7 +33,7 @@ from config.auth import AuthError, TokenTable
 
 from . import remote_errors
 from .describe import call_hints, describe
-from .transport import AdaptiveServer
+from .transport import AdaptiveServer, LimitedMultiplex
 
 log = logging.getLogger("lonja.services")
 
@@ -97,6 +97,9 @@ class HostDaemon(Daemon):
         if servertype == "adaptive":
             self.transportServer.__class__ = AdaptiveServer  # same state, leader/followers loop on top
             self.transportServer.start_pool(max_threads, max_connections)
+        elif servertype == "multiplex":
+            self.transportServer.__class__ = LimitedMultiplex  # refuses past max_connections
+            self.transportServer.max_connections = max(1, max_connections)
         self.servertype = servertype
         self.max_message_size = max_message_size
         self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")

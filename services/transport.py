@@ -52,8 +52,8 @@ class LimitedMultiplex(SocketServer_Multiplex):
             return None
         csock.settimeout(self.refuse_timeout)
         count = self.open_connections()
-        log.warning("refused a connection from %s:%s: %d connections open, limits.max_connections is %d",
-                    *caddr[:2], count, self.max_connections)
+        log.warning("refused a connection from %s: %d connections open, limits.max_connections is %d",
+                    "%s:%s" % caddr[:2] if isinstance(caddr, tuple) else caddr, count, self.max_connections)
         conn = socketutil.SocketConnection(csock)
         try:
             self.daemon._handshake(conn, denied_reason=(
