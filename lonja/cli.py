@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The `lonja` parser: global options (accepted before or after the subcommand) and every subcommand."""
     import clients.cli
+    import clients.shell
     import config.cli
     import nameserver.cli
     import services.cli
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     nameserver.cli.register(commands, common)
     services.cli.register(commands, common)
     clients.cli.register(commands, common)
+    clients.shell.register(commands, common)
     config.cli.register(commands, common)
     return parser
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 
-from conftest import free_port, wait_until
+from conftest import PYTHON, free_port, wait_until
 
 
 def test_up_ls_show_call_ping(lonja):
@@ -135,3 +136,12 @@ def test_help_and_no_command(lonja):
     assert lonja.run("--help").returncode == 0
     result = lonja.run()
     assert result.returncode == 2 and "usage: lonja" in result.stdout
+
+
+def test_shell_has_a_proxy_per_name(lonja, ns, echo):
+    script = "print('got', echo.echo(41) + 1)\nprint(sorted(services))\nprint('slow' in dir(echo))\n"
+    result = subprocess.run([PYTHON, "-m", "lonja", "shell", "--ns", ns], input=script, capture_output=True,
+                            text=True, timeout=60, env=lonja.env, cwd=lonja.tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "got 42" in result.stdout and "['echo']" in result.stdout and "True" in result.stdout
+    assert f"lonja shell on {ns}: proxies echo" in result.stderr + result.stdout
