@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from Pyro5 import protocol
 
-from .errors import OutcomeUnknown, remote_error_from
+from .errors import MessageTooLarge, OutcomeUnknown, remote_error_from
 from .executor import shared_executor
 
 if TYPE_CHECKING:
@@ -117,6 +117,10 @@ class Dispatcher:
             results = self._proxy._call("<batch>", payload, {}, calls[0].options, protocol.FLAGS_BATCH)
             for method in {c.method for c in calls}:
                 self._measured(method, (time.perf_counter() - started) / len(calls))
+        except MessageTooLarge:
+            for call in calls:  # together too large for the service: each on its own may still fit
+                self._one(call)
+            return
         except OutcomeUnknown as exc:
             for call in calls:  # the batch may have run in part: re-send only what is safe to re-send
                 if self._proxy._is_idempotent(call.method):

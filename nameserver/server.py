@@ -20,8 +20,8 @@ import Pyro5.protocol
 import Pyro5.server
 
 from config import Settings, stop_on_signals
-from config.wire import TooLarge, receive
 from config.auth import AuthError, TokenTable
+from config.wire import TooLarge, receive
 
 from .errors import NameServerError
 from .names import LonjaNameServer
@@ -122,8 +122,9 @@ class NameServerDaemon(Pyro5.server.Daemon):
                               self.policy.max_message_size)
         except TooLarge as exc:
             log.warning("refused a request: %s", exc)
-            self._sendExceptionResponse(conn, exc.seq, exc.serializer_id,
-                                        Pyro5.errors.MessageTooLargeError(str(exc)), [f"lonja: {exc}\n"])
+            if not exc.oneway:  # a oneway caller reads no answer: one would put its next reply out of step
+                self._sendExceptionResponse(conn, exc.seq, exc.serializer_id,
+                                            Pyro5.errors.MessageTooLargeError(str(exc)), [f"lonja: {exc}\n"])
             return
         except Pyro5.errors.ProtocolError as exc:
             warnings.warn("Pyro protocol error occurred: " + str(exc))
