@@ -18,6 +18,7 @@ import inspect
 import logging
 import marshal
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -36,6 +37,9 @@ from .describe import call_hints, describe
 from .transport import AdaptiveServer, LimitedMultiplex
 
 log = logging.getLogger("lonja.services")
+
+SLOW_CALL = 0.0005
+"""Seconds above which a method's recent calls count as slow: the adaptive server runs them off its loop."""
 
 import_pyro()
 remote_errors.install()
@@ -106,6 +110,7 @@ class HostDaemon(Daemon):
         self._loop = EventLoopThread()
         self._counts = {"calls": 0, "oneway_done": 0, "oneway_failed": 0}
         self._counts_lock = threading.Lock()
+        self._durations: dict[Any, float] = {}  # recent seconds per method, for the adaptive server
 
     def stats(self) -> dict[str, int]:
         with self._counts_lock:
@@ -140,10 +145,20 @@ class HostDaemon(Daemon):
             self._counts[key] += 1
 
     def _invoke(self, method: Any, vargs: Any, kwargs: Any) -> Any:
-        result = method(*vargs, **kwargs)
-        if inspect.iscoroutine(result):
-            result = self._loop.run(result)
-        return result
+        """Run one call; one known to take a while hands the socket loop to another thread first."""
+        key = getattr(method, "__func__", method)
+        if self._durations.get(key, 0.0) > SLOW_CALL and hasattr(self.transportServer, "hand_over"):
+            self.transportServer.hand_over()
+        started = time.perf_counter()
+        try:
+            result = method(*vargs, **kwargs)
+            if inspect.iscoroutine(result):
+                result = self._loop.run(result)
+            return result
+        finally:
+            seconds = time.perf_counter() - started
+            previous = self._durations.get(key)
+            self._durations[key] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
 
     def _run_oneway(self, method: Any, vargs: Any, kwargs: Any, context: dict, client_addr: Any) -> None:
         current_context.from_global(context)

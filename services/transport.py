@@ -7,9 +7,10 @@ Pyro5 offers two transports, each good at one thing:
   stops everybody.
 
 `adaptive` is the leader/followers pattern on top of the multiplex transport. The leader thread waits
-for ready sockets and runs each request itself, as multiplex does. A watchdog notices a request that
-holds the leader longer than `promote_after` seconds and promotes another thread (an idle follower, or a
-new one up to `max_threads`) to lead the socket loop; the busy thread finishes its call, puts its
+for ready sockets and runs each request itself, as multiplex does. Before a call to a method whose recent
+calls were slow, the daemon hands the socket loop over (`hand_over`); a watchdog does the same for a call
+that holds the leader longer than `promote_after` seconds unexpectedly. Another thread (an idle
+follower, or a new one up to `max_threads`) then leads; the busy thread finishes its call, puts its
 connection back into the selector and becomes a follower. Fast calls therefore never change threads, and
 slow calls still run side by side. A connection is out of the selector while one of its requests runs,
 so its requests are served in order.
@@ -68,7 +69,7 @@ class LimitedMultiplex(SocketServer_Multiplex):
 class AdaptiveServer(LimitedMultiplex):
     """Pyro5's multiplex transport, with the leader handed over when a call blocks (see the module doc)."""
 
-    promote_after = 0.001
+    promote_after = 0.005
 
     def start_pool(self, max_threads: int, max_connections: int = 256) -> None:
         """Prepare the follower pool; called once, before the request loop starts."""
@@ -209,6 +210,14 @@ class AdaptiveServer(LimitedMultiplex):
             log.warning("error in clientDisconnect: %s", exc)
         conn.close()
 
+    def hand_over(self) -> None:
+        """Called by the daemon before a call known to be slow: if this thread leads, let another lead now."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._leader == me and self._busy_thread == me:
+                self._busy_thread = None
+                self._promote(me)
+
     def _watch(self) -> None:
         """Promote a new leader when the current one has been stuck in one request too long."""
         while not self.shutting_down:
@@ -220,14 +229,18 @@ class AdaptiveServer(LimitedMultiplex):
                 if since is None or busy != self._leader or time.monotonic() - since < self.promote_after:
                     continue
                 self._busy_thread = None
-                self._leader = None
-                if self._idle:
-                    self._cond.notify()
-                elif self._threads < self._max_threads:
-                    self._threads += 1
-                    threading.Thread(target=self._start_follower, name="lonja-leader", daemon=True).start()
-                else:
-                    self._leader = busy  # every thread is busy: wait for one to finish
+                self._promote(busy)
+
+    def _promote(self, busy: int) -> None:
+        """Give the socket loop to an idle follower or a new thread (called under the lock)."""
+        self._leader = None
+        if self._idle:
+            self._cond.notify()
+        elif self._threads < self._max_threads:
+            self._threads += 1
+            threading.Thread(target=self._start_follower, name="lonja-leader", daemon=True).start()
+        else:
+            self._leader = busy  # every thread is busy: wait for one to finish
 
     def _start_follower(self) -> None:
         with self._cond:
