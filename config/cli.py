@@ -12,22 +12,28 @@ from .settings import Settings, is_secret
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Add `lonja config show` to the `lonja` parser."""
+    """Add `lonja config show` and `lonja certs init` to the `lonja` parser.
+
+    Both set `needs_pyro=False`: they work without applying the settings to Pyro5 (so `certs init` can make
+    the files that LONJA_TLS_* already name), for a front door that checks that attribute."""
     config = commands.add_parser("config", parents=[common], help="show the effective settings")
-    config.set_defaults(run=_usage(config))
+    config.set_defaults(run=_usage(config), needs_pyro=False)
     actions = config.add_subparsers(title="actions", metavar="ACTION")
     show = actions.add_parser("show", parents=[common], help="print every setting and the layer it came from")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(run=run_show)
 
     certs = commands.add_parser("certs", parents=[common], help="make development TLS certificates")
-    certs.set_defaults(run=_usage(certs))
+    certs.set_defaults(run=_usage(certs), needs_pyro=False)
     certs_actions = certs.add_subparsers(title="actions", metavar="ACTION")
     init = certs_actions.add_parser("init", parents=[common], help="create a CA, a server and a client certificate",
                                     description="Create a development CA plus server and client certificates "
                                                 "(PEM) in DIR, and print the settings that use them.")
     init.add_argument("directory", metavar="DIR")
     init.add_argument("--force", action="store_true", help="replace existing files")
+    init.add_argument("--san", action="append", default=[], metavar="HOST",
+                      help="another host name or IP address the certificates are valid for (repeatable; "
+                           "127.0.0.1, ::1 and localhost are always in)")
     init.set_defaults(run=run_certs_init)
 
 
@@ -57,7 +63,7 @@ def _shown(key: str, value: object) -> object:
 
 
 def run_certs_init(args: argparse.Namespace, settings: Settings) -> int:
-    paths = init_certs(Path(args.directory).resolve(), force=args.force)
+    paths = init_certs(Path(args.directory).expanduser().resolve(), force=args.force, names=tuple(args.san))
     for path in paths.values():
         print(f"wrote {path}")
     print("\nservers (lonja up / ns / serve):")
