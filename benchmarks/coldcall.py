@@ -30,7 +30,7 @@ def first_call(kind: str, target: str, ns: str) -> float:
         elapsed = time.perf_counter() - start
         proxy._pyroRelease()
         return elapsed
-    from clients import connect
+    from lonja.clients import connect
     start = time.perf_counter()
     proxy = connect(target, ns=ns)
     proxy.echo(1)
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     ns, tries = argv[0], int(argv[1])
     kinds = [arg.split("=", 1) for arg in argv[2:]]
     import Pyro5.api  # noqa: F401  (imported once, before forking)
-    import clients  # noqa: F401
+    import lonja.clients  # noqa: F401
 
     def timeout(signum, frame):
         raise TimeoutError(f"a first call took over {CHILD_TIMEOUT:.0f} s")

@@ -30,7 +30,7 @@ def make_proxy(kind: str, target: str, ns: str):
     if kind == "plain":
         import Pyro5.api
         return Pyro5.api.Proxy(target)
-    from clients import connect
+    from lonja.clients import connect
     return connect(target, ns=ns)
 
 
@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
     if kind == "plain":
         import Pyro5.api  # noqa: F401  (imported once, before forking)
     else:
-        import clients  # noqa: F401
+        import lonja.clients  # noqa: F401
     pids: list[int] = []       # children not yet reaped
     all_pids: list[int] = []   # every child, for the report
 

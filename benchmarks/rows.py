@@ -23,7 +23,7 @@ from typing import Any, Callable
 import Pyro5.api
 from Pyro5 import config as pyro_config
 
-from clients import connect
+from lonja.clients import connect
 
 from .measure import alternate, latencies, percentile, rate, row, summary, wait_until
 from .servers import LONJA_SERVERTYPES, ROOT, Servers, child_env

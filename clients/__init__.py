@@ -1,6 +1,6 @@
 """Calling services: `connect(name)` gives a proxy whose methods run remotely.
 
-    from clients import connect
+    from lonja.clients import connect
     with connect("echo") as echo:
         print(echo.echo("hi"))
 

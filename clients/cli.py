@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from config import Settings, stop_on_signals
+from lonja.config import Settings, stop_on_signals
 
 from .errors import UsageError
 from .naming import NameServerClient

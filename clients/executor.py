@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from config import current_settings
+from lonja.config import current_settings
 
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()

@@ -15,8 +15,8 @@ import Pyro5.errors
 from Pyro5.client import Proxy
 from Pyro5.core import NAMESERVER_NAME
 
-from config import current_settings, parse_address
-from config.auth import client_token
+from lonja.config import current_settings, parse_address
+from lonja.config.auth import client_token
 
 from .errors import AccessDenied, NameConflict, NameNotFound, NameServerUnreachable
 

@@ -30,8 +30,8 @@ from Pyro5 import protocol
 from Pyro5.client import Proxy
 from Pyro5.core import DAEMON_NAME, URI
 
-from config import current_settings, import_pyro
-from config.auth import client_token
+from lonja.config import current_settings, import_pyro
+from lonja.config.auth import client_token
 
 from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameServerUnreachable,
                      OutcomeUnknown, SerializationError, ServiceUnreachable, remote_error_from)

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from config import parse_address
+from lonja.config import parse_address
 
 from .errors import LonjaError, NameServerUnreachable
 from .naming import NameServerClient

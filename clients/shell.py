@@ -14,7 +14,7 @@ import keyword
 import re
 from typing import Any
 
-from config import Settings
+from lonja.config import Settings
 
 from .naming import NameServerClient
 from .proxy import ServiceProxy, connect

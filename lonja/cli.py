@@ -11,7 +11,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from config import Settings, apply_to_pyro, import_pyro, install_settings, load_settings, parse_address
+from lonja.config import Settings, apply_to_pyro, import_pyro, install_settings, load_settings, parse_address
 
 from . import exits
 
@@ -52,11 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `lonja` parser: global options (accepted before or after the subcommand) and every subcommand."""
-    import clients.cli
-    import clients.shell
-    import config.cli
-    import nameserver.cli
-    import services.cli
+    from lonja.clients import cli as clients_cli, shell
+    from lonja.config import cli as config_cli
+    from lonja.nameserver import cli as nameserver_cli
+    from lonja.services import cli as services_cli
 
     from . import up
 
@@ -74,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                "5 access denied (token or TLS identity), 70 a bug in lonja (rerun with --debug)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     up.register(commands, common)
-    nameserver.cli.register(commands, common)
-    services.cli.register(commands, common)
-    clients.cli.register(commands, common)
-    clients.shell.register(commands, common)
-    config.cli.register(commands, common)
+    nameserver_cli.register(commands, common)
+    services_cli.register(commands, common)
+    clients_cli.register(commands, common)
+    shell.register(commands, common)
+    config_cli.register(commands, common)
     return parser
 
 

@@ -14,16 +14,16 @@ INTERNAL = 70           # a bug in lonja: rerun with --debug and report the trac
 
 def classify(exc: BaseException) -> tuple[int, str]:
     """The exit code and the one-line label for an error that ends a command."""
-    from config import ConfigError
+    from lonja.config import ConfigError
 
     if isinstance(exc, ConfigError):  # may come before Pyro5 could be imported: check it first
         return USAGE, "error"
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, "interrupted"
-    from clients.errors import (AccessDenied, NameNotFound, NameServerUnreachable, RemoteError, ServiceUnreachable,
+    from lonja.clients.errors import (AccessDenied, NameNotFound, NameServerUnreachable, RemoteError, ServiceUnreachable,
                                 UsageError)
-    from nameserver.errors import NameServerError, StorageError
-    from services.errors import NameTaken, ServiceLoadError
+    from lonja.nameserver.errors import NameServerError, StorageError
+    from lonja.services.errors import NameTaken, ServiceLoadError
 
     if isinstance(exc, AccessDenied):
         return DENIED, "access denied"

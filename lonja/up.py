@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from config import Settings, stop_on_signals
-from nameserver.server import NameServerPolicy, start_nameserver
-from services.cli import run_host
-from services.host import BUILTINS, ServiceHost, load_target
+from lonja.config import Settings, stop_on_signals
+from lonja.nameserver.server import NameServerPolicy, start_nameserver
+from lonja.services.cli import run_host
+from lonja.services.host import BUILTINS, ServiceHost, load_target
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

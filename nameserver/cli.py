@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from config import Settings
+from lonja.config import Settings
 
 from .server import NameServerPolicy, run_nameserver
 

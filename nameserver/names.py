@@ -19,7 +19,7 @@ import Pyro5.nameserver
 import Pyro5.server
 from Pyro5.callcontext import current_context
 
-from config.auth import ANONYMOUS_OPEN, Identity
+from lonja.config.auth import ANONYMOUS_OPEN, Identity
 
 from .registry import NOT_SERVING, SERVING, Instance, Registry
 

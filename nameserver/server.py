@@ -19,9 +19,9 @@ import Pyro5.nameserver
 import Pyro5.protocol
 import Pyro5.server
 
-from config import Settings, stop_on_signals
-from config.auth import AuthError, TokenTable
-from config.wire import TooLarge, receive
+from lonja.config import Settings, stop_on_signals
+from lonja.config.auth import AuthError, TokenTable
+from lonja.config.wire import TooLarge, receive
 
 from .errors import NameServerError
 from .names import LonjaNameServer

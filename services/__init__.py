@@ -1,6 +1,6 @@
 """Hosting services: a service is a plain class; `lonja serve` registers it in the name server.
 
-    from services import service, expose, oneway
+    from lonja.services import service, expose, oneway
 
     @service("greeter")
     class Greeter:

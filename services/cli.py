@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from config import Settings, stop_on_signals
+from lonja.config import Settings, stop_on_signals
 
 from .errors import ServiceLoadError
 from .host import BUILTINS, ServiceHost, load_target

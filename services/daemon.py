@@ -28,9 +28,9 @@ from Pyro5.callcontext import current_context
 from Pyro5.server import (Daemon, DaemonObject, _get_attribute, _get_exposed_property_value,
                           _set_exposed_property_value, _unpack_weakref, expose)
 
-from config import import_pyro
-from config.wire import TooLarge, receive
-from config.auth import AuthError, TokenTable
+from lonja.config import import_pyro
+from lonja.config.wire import TooLarge, receive
+from lonja.config.auth import AuthError, TokenTable
 
 from . import remote_errors
 from .describe import call_hints, describe

@@ -17,10 +17,10 @@ from typing import Any
 import Pyro5.errors
 from Pyro5.client import Proxy
 
-from clients.errors import NameConflict, NameServerUnreachable
-from clients.naming import NameServerClient
-from config import Settings
-from config.auth import TokenTable, client_token
+from lonja.clients.errors import NameConflict, NameServerUnreachable
+from lonja.clients.naming import NameServerClient
+from lonja.config import Settings
+from lonja.config.auth import TokenTable, client_token
 
 from .daemon import HostDaemon
 from .decorators import service_info
@@ -28,7 +28,7 @@ from .errors import NameTaken, ServiceLoadError
 
 log = logging.getLogger("lonja.services")
 
-BUILTINS = {"echo": "services.builtin.echo:Echo"}
+BUILTINS = {"echo": "lonja.services.builtin.echo:Echo"}
 LONJA_TAG = "lonja:service"
 
 

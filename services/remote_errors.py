@@ -14,7 +14,7 @@ from typing import Any
 import Pyro5.errors
 from Pyro5.serializers import SerializerBase
 
-from clients.errors import REMOTE_TYPE_ATTR
+from lonja.clients.errors import REMOTE_TYPE_ATTR
 
 
 def _travels_as_is(kind: type) -> bool:

@@ -10,7 +10,7 @@ import Pyro5.api
 import Pyro5.errors
 import pytest
 
-from clients import AccessDenied, NameServerClient, connect
+from lonja.clients import AccessDenied, NameServerClient, connect
 
 ADMIN, SHOP, BANK, VIEWER = "rootsecret1", "shopsecret1", "banksecret1", "viewsecret1"
 AUTH = {"LONJA_AUTH_ENABLED": "true", "LONJA_AUTH_ADMIN_TOKENS": f"root:{ADMIN}",

@@ -9,8 +9,8 @@ import time
 import pytest
 from Pyro5.client import Proxy
 
-import clients
-from clients import RemoteError, connect
+from lonja import clients
+from lonja.clients import RemoteError, connect
 from conftest import wait_until
 
 
@@ -39,7 +39,7 @@ def test_future_api_wait_as_completed_and_errors(ns, echo):
 
         failing = proxy.fail.future("nope")
         assert isinstance(failing.exception(timeout=10), RemoteError)
-        assert failing.exception().remote_type == "services.builtin.echo.EchoError"
+        assert failing.exception().remote_type == "lonja.services.builtin.echo.EchoError"
 
         futures = [proxy.slow.future(0.05 * i, value=i) for i in range(5)]
         done, pending = clients.wait(futures, timeout=30)

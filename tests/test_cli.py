@@ -64,7 +64,7 @@ def test_generator_prints_items_as_they_arrive(lonja, ns, echo):
 def test_remote_exception_exit_1_with_type_and_message(lonja, ns, echo):
     result = lonja.run("call", "echo.fail", "out of stock", "--ns", ns)
     assert result.returncode == 1
-    assert result.stderr.strip() == "lonja: remote error: services.builtin.echo.EchoError: out of stock"
+    assert result.stderr.strip() == "lonja: remote error: lonja.services.builtin.echo.EchoError: out of stock"
     assert "Traceback" not in result.stderr
     debug = lonja.run("call", "echo.fail", "x", "--ns", ns, "--debug")
     assert debug.returncode == 1 and "remote traceback:" in debug.stderr and "raise EchoError" in debug.stderr

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-import clients
-from clients import (LonjaError, NameNotFound, NameServerClient, NameServerUnreachable, RemoteError,
+from lonja import clients
+from lonja.clients import (LonjaError, NameNotFound, NameServerClient, NameServerUnreachable, RemoteError,
                      ServiceUnreachable, connect)
 from conftest import free_port
 
@@ -36,7 +36,7 @@ def test_service_exception_carries_type_message_and_traceback(ns, echo):
     with connect("echo", ns=ns) as proxy:
         with pytest.raises(RemoteError) as error:
             proxy.fail("no stock")
-    assert error.value.remote_type == "services.builtin.echo.EchoError"
+    assert error.value.remote_type == "lonja.services.builtin.echo.EchoError"
     assert error.value.message == "no stock"
     assert "raise EchoError(message)" in error.value.remote_traceback
     assert isinstance(error.value, LonjaError)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from config import ConfigError, load_settings
+from lonja.config import ConfigError, load_settings
 
 
 def test_defaults_are_the_embedded_default():

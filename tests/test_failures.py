@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from clients import OutcomeUnknown, ServiceUnreachable, connect
+from lonja.clients import OutcomeUnknown, ServiceUnreachable, connect
 from conftest import free_port
 
 FLAKY = textwrap.dedent('''
     import time
-    from services import idempotent, service
+    from lonja.services import idempotent, service
 
     @service("flaky")
     class Flaky:

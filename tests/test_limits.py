@@ -12,8 +12,8 @@ import Pyro5.errors
 import pytest
 from Pyro5 import protocol
 
-from clients import MessageTooLarge, ServiceUnreachable, connect
-from config import wire
+from lonja.clients import MessageTooLarge, ServiceUnreachable, connect
+from lonja.config import wire
 
 LIMITS = {"LONJA_LIMITS_MAX_MESSAGE_SIZE": "100000", "LONJA_LIMITS_MAX_CONNECTIONS": "4"}
 

@@ -10,7 +10,7 @@ import threading
 import Pyro5.api
 import pytest
 
-from clients import NameServerClient, OutcomeUnknown, connect
+from lonja.clients import NameServerClient, OutcomeUnknown, connect
 from conftest import free_port, wait_until
 
 FAST = {"LONJA_NS_LEASE_TTL": "2", "LONJA_NS_SWEEP_INTERVAL": "0.2", "LONJA_NS_PROBE_INTERVAL": "0.5",

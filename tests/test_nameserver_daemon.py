@@ -14,13 +14,13 @@ from pathlib import Path
 import Pyro5.api
 import pytest
 
-from nameserver import NameServerError, StorageError, start_nameserver
+from lonja.nameserver import NameServerError, StorageError, start_nameserver
 
 REPO = Path(__file__).resolve().parents[1]
 NSC = Path(sys.executable).parent / "pyro5-nsc"
 URI = "PYRO:obj@127.0.0.1:1"
 
-RUN_SCRIPT = ("import sys; from pathlib import Path; from nameserver import run_nameserver;"
+RUN_SCRIPT = ("import sys; from pathlib import Path; from lonja.nameserver import run_nameserver;"
               "sys.exit(run_nameserver(port=0, storage='sqlite', data_dir=Path(sys.argv[1])))")
 
 

@@ -13,7 +13,7 @@ import Pyro5.api
 import Pyro5.errors
 import pytest
 
-from nameserver import (LonjaNameServer, MemoryStorage, SqliteStorage, StorageError, make_storage,
+from lonja.nameserver import (LonjaNameServer, MemoryStorage, SqliteStorage, StorageError, make_storage,
                         start_nameserver)
 
 URI = "PYRO:obj@127.0.0.1:1"
@@ -183,7 +183,7 @@ def test_sqlite_registrations_survive_reopen(tmp_path):
 
 def test_sqlite_registration_survives_kill_9(tmp_path):
     path = tmp_path / "names.sqlite"
-    script = ("import os, signal, sys; from nameserver import SqliteStorage;"
+    script = ("import os, signal, sys; from lonja.nameserver import SqliteStorage;"
               "s = SqliteStorage(sys.argv[1]); s['kept'] = ('PYRO:obj@127.0.0.1:1', {'t'});"
               "os.kill(os.getpid(), signal.SIGKILL)")
     result = subprocess.run([sys.executable, "-c", script, str(path)], cwd=REPO, timeout=30)

@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from clients import NameServerClient
+from lonja.clients import NameServerClient
 
 PLAIN_CLIENT = textwrap.dedent('''
     import sys
@@ -39,7 +39,7 @@ def test_plain_pyro5_client_resolves_pyroname_and_calls(lonja, ns, echo):
     lines = result.stdout.splitlines()
     assert lines[0] == "names ['Pyro.NameServer', 'echo']"
     assert lines[1] == "echo [1, 'two']"
-    assert lines[2] == "error Exception plain services.builtin.echo.EchoError"
+    assert lines[2] == "error Exception plain lonja.services.builtin.echo.EchoError"
     assert lines[3] == "traceback True"
 
 

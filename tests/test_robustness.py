@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from clients import NameServerClient, connect
+from lonja.clients import NameServerClient, connect
 
 GARBAGE = [b"", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"PYRO" + b"\x00" * 60, b"\xff" * 4096,
            b"PYRO\x01\x02" + b"\x01" * 34]

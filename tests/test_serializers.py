@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from clients import RemoteError, SerializationError, connect
+from lonja.clients import RemoteError, SerializationError, connect
 
 VALUES = {
     "str": "héllo", "bytes": b"\x00\xff", "int": 2 ** 70, "float": 1.5, "bool": True, "None": None,
@@ -57,7 +57,7 @@ def test_round_trip(service, serializer):
                 assert result == expected, (kind, result)
         with pytest.raises(RemoteError) as error:
             proxy.fail("custom")
-        assert (error.value.remote_type, error.value.message) == ("services.builtin.echo.EchoError", "custom")
+        assert (error.value.remote_type, error.value.message) == ("lonja.services.builtin.echo.EchoError", "custom")
         assert proxy.echo("the connection survives a serialization error") is not None
 
 
@@ -76,7 +76,7 @@ def test_batch(service, serializer):
             failing.echo(3)
         with pytest.raises(RemoteError) as error:
             failing.results()
-        assert error.value.remote_type == "services.builtin.echo.EchoError"
+        assert error.value.remote_type == "lonja.services.builtin.echo.EchoError"
         assert error.value.results == [1]
 
         before = proxy.notified

@@ -7,14 +7,14 @@ import textwrap
 
 import pytest
 
-from clients import NameServerClient, connect
-from services import ServiceHost, service
-from config import load_settings
-from services.errors import ServiceLoadError
-from services.host import load_target
+from lonja.clients import NameServerClient, connect
+from lonja.services import ServiceHost, service
+from lonja.config import load_settings
+from lonja.services.errors import ServiceLoadError
+from lonja.services.host import load_target
 
 GREETER = textwrap.dedent('''
-    from services import service
+    from lonja.services import service
 
     @service("greeter", metadata={"team:docs"})
     class Greeter:

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from clients import connect
-from config import load_settings
-from services import ServiceHost, load_target
+from lonja.clients import connect
+from lonja.config import load_settings
+from lonja.services import ServiceHost, load_target
 
 
 @pytest.mark.parametrize("servertype", ["adaptive", "thread", "multiplex"])

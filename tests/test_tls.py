@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, load_settings
-from config.certs import init_certs
-from config.tls import apply_tls
+from lonja.config import ConfigError, load_settings
+from lonja.config.certs import init_certs
+from lonja.config.tls import apply_tls
 from conftest import free_port
 
 

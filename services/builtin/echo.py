@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any, Iterator
 
-from services.decorators import expose, idempotent, oneway, service
+from lonja.services.decorators import expose, idempotent, oneway, service
 
 
 class EchoError(Exception):
