@@ -23,10 +23,14 @@ def init_certs(directory: Path, force: bool = False, days: int = 365, names: tup
 
     The server and client certificates name 127.0.0.1, ::1, localhost and each of `names` (host names
     or IP addresses, for hosts that serve on another address)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    except ImportError as exc:
+        raise ConfigError(f"making certificates needs the cryptography package ({exc}): "
+                          f"pip install 'lonja[tls]'") from None
 
     paths = {name: directory / name for name in FILES}
     existing = [p.name for p in paths.values() if p.exists()]

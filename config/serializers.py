@@ -1,33 +1,113 @@
-"""lonja's variant of Pyro5's msgpack serializer, registered under msgpack's own id.
+"""lonja's variants of Pyro5's msgpack and marshal serializers, registered under their own ids.
 
-Pyro5 unpacks msgpack with `strict_map_key=True`, so a dict with int keys (`{1: "a"}`) fails on the
-receiving side. This subclass unpacks with `strict_map_key=False`; the wire format is unchanged, so plain
-Pyro5 peers still understand everything lonja sends.
+- Pyro5 unpacks msgpack with `strict_map_key=True`, so a dict with int keys (`{1: "a"}`) fails on the
+  receiving side. lonja's unpacks with `strict_map_key=False`.
+- `marshal.loads` allocates whatever a payload declares: a 58-byte message declaring a list of 2**31
+  items holds the GIL for seconds. lonja's marshal checks every payload first (`check_marshal`): no
+  container may declare more items than bytes remain, nesting is bounded, and code objects are refused.
+The wire formats are unchanged, so plain Pyro5 peers still understand everything lonja sends.
 """
 
 from __future__ import annotations
 
+import functools
+import struct
 from typing import Any
+
+MAX_MARSHAL_DEPTH = 200
+_FIXED = {"N": 0, "F": 0, "T": 0, "S": 0, ".": 0, "i": 4, "g": 8, "y": 16, "r": 4}
+_SIZED = {"s", "t", "u", "a", "A"}          # int32 length, then that many bytes
+_SHORT_SIZED = {"z", "Z"}                   # one-byte length
+_CONTAINERS = {"(", "[", "<", ">"}          # int32 count, then that many items
+_DICT_END = "0"
+
+
+def check_marshal(data: bytes, max_depth: int = MAX_MARSHAL_DEPTH) -> None:
+    """ValueError unless `data` is marshal that declares no more than it carries, `max_depth` deep at most."""
+    data = bytes(data)
+    end, pos = len(data), 0
+    stack = [1]  # items still to read per open container; -1: a dict, read until its end marker
+
+    def take(size: int) -> int:
+        nonlocal pos
+        if size < 0 or pos + size > end:
+            raise ValueError("marshal data declares more than it carries")
+        pos += size
+        return pos - size
+
+    while stack:
+        if stack[-1] == 0:
+            stack.pop()
+            continue
+        code = chr(data[take(1)] & 0x7F)
+        if stack[-1] > 0:
+            stack[-1] -= 1
+        elif code == _DICT_END:
+            stack.pop()
+            continue
+        if code in _FIXED:
+            take(_FIXED[code])
+        elif code == "l":
+            (digits,) = struct.unpack("<i", data[take(4):pos])
+            take(abs(digits) * 2)
+        elif code in _SIZED:
+            take(struct.unpack("<i", data[take(4):pos])[0])
+        elif code in _SHORT_SIZED:
+            take(data[take(1)])
+        elif code in ("f", "x"):
+            for _ in range(1 if code == "f" else 2):
+                take(data[take(1)])
+        elif code in _CONTAINERS or code in (")", "{"):
+            if code == "{":
+                count = -1
+            elif code == ")":
+                count = data[take(1)]
+            else:
+                (count,) = struct.unpack("<i", data[take(4):pos])
+                if count < 0 or count > end - pos:
+                    raise ValueError("marshal data declares more than it carries")
+            stack.append(count)
+            if len(stack) > max_depth:
+                raise ValueError(f"marshal data nested more than {max_depth} deep")
+        else:
+            raise ValueError(f"marshal type {code!r} is not accepted")
+    if pos != end:
+        raise ValueError("marshal data has trailing bytes")
 
 
 def install_serializers() -> None:
-    """Register lonja's msgpack serializer with Pyro5 (idempotent; a no-op without msgpack)."""
+    """Register lonja's marshal and msgpack serializers with Pyro5 in place of its own (idempotent)."""
     from Pyro5 import serializers
 
-    if "msgpack" not in serializers.serializers:
-        return
-    if type(serializers.serializers["msgpack"]).__name__ == "LonjaMsgpackSerializer":
-        return
-    import msgpack
+    for name, instance in _lonja_serializers().items():
+        serializers.serializers[name] = instance
+        serializers.serializers_by_id[instance.serializer_id] = instance
 
-    class LonjaMsgpackSerializer(serializers.MsgpackSerializer):
+
+@functools.cache
+def _lonja_serializers() -> dict[str, Any]:
+    from Pyro5 import serializers
+
+    class LonjaMarshalSerializer(serializers.MarshalSerializer):
         def loads(self, data: Any) -> Any:
-            return msgpack.unpackb(self._convertToBytes(data), raw=False, strict_map_key=False,
-                                   object_hook=self.object_hook, ext_hook=self.ext_hook)
+            check_marshal(data)
+            return super().loads(data)
 
         def loadsCall(self, data: Any) -> Any:
-            return self.loads(data)
+            check_marshal(data)
+            return super().loadsCall(data)
 
-    instance = LonjaMsgpackSerializer()
-    serializers.serializers["msgpack"] = instance
-    serializers.serializers_by_id[instance.serializer_id] = instance
+    found = {"marshal": LonjaMarshalSerializer()}
+    if "msgpack" in serializers.serializers:
+        import msgpack
+
+        class LonjaMsgpackSerializer(serializers.MsgpackSerializer):
+            def loads(self, data: Any) -> Any:
+                return msgpack.unpackb(self._convertToBytes(data), raw=False, strict_map_key=False,
+                                       object_hook=self.object_hook, ext_hook=self.ext_hook)
+
+            def loadsCall(self, data: Any) -> Any:
+                return self.loads(data)
+
+        found["msgpack"] = LonjaMsgpackSerializer()
+    return found

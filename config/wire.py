@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 from Pyro5 import errors, protocol
 
+from .limits import peer_of
+
 DRAIN_LIMIT = 256 * 1024 * 1024
 """Most bytes read and thrown away (or unzipped, to count them) for a clear answer; past it, the
 connection is closed instead."""
@@ -57,7 +59,7 @@ def receive(connection: Any, accepted: Sequence[int], limit: int) -> protocol.Re
         if declared > DRAIN_LIMIT:
             log.warning("closing the connection from %s: it sends a message of %d bytes (the limit is %d, "
                         "and more than %d bytes are not read just to refuse them)",
-                        _peer(connection), declared, limit, DRAIN_LIMIT)
+                        peer_of(connection), declared, limit, DRAIN_LIMIT)
             raise errors.ConnectionClosedError(f"message of {declared} bytes refused, connection closed")
         _drain(connection, declared)
         raise TooLarge(message, str(declared), limit, after_decompression=False)
@@ -89,10 +91,3 @@ def _inflated_size(inflater: Any, size: int) -> str:
 def _drain(connection: Any, size: int) -> None:
     while size > 0:
         size -= len(connection.recv(min(_CHUNK, size)))
-
-
-def _peer(connection: Any) -> str:
-    try:
-        return "%s:%s" % connection.sock.getpeername()[:2]
-    except (AttributeError, OSError, TypeError):
-        return "a client"

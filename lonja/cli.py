@@ -13,7 +13,7 @@ from typing import Sequence
 
 from lonja.config import Settings, apply_to_pyro, import_pyro, install_settings, load_settings, parse_address
 
-from . import exits
+from . import __version__, exits
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 the remote call raised, 2 usage or settings error, "
                "3 name server or service unreachable or unknown name, 4 port or name already in use, "
                "5 access denied (token or TLS identity), 70 a bug in lonja (rerun with --debug)")
+    parser.add_argument("--version", action="version", version=f"lonja {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     up.register(commands, common)
     nameserver_cli.register(commands, common)

@@ -8,7 +8,6 @@ import logging
 import socket
 import struct
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -20,8 +19,9 @@ import Pyro5.protocol
 import Pyro5.server
 
 from lonja.config import Settings, stop_on_signals
-from lonja.config.auth import AuthError, TokenTable
-from lonja.config.wire import TooLarge, receive
+from lonja.config.auth import TokenTable
+from lonja.config.daemon import GuardedDaemon
+from lonja.config.limits import Limits
 
 from .errors import NameServerError
 from .names import LonjaNameServer
@@ -45,35 +45,35 @@ class NameServerPolicy:
     probe_interval: float = 5.0
     probe_grace: float = 15.0
     tokens: TokenTable = field(default_factory=lambda: TokenTable(False, {}, True))
-    max_connections: int = 256
-    max_message_size: int = 100 * 1024 * 1024
+    limits: Limits = field(default_factory=lambda: Limits(max_message_size=1024 * 1024))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "NameServerPolicy":
         return cls(settings["ns.lease_ttl"], settings["ns.sweep_interval"], settings["ns.probe_interval"],
                    settings["ns.probe_grace"], TokenTable.from_settings(settings),
-                   settings["limits.max_connections"], settings["limits.max_message_size"])
+                   Limits.from_settings(settings, max_message_size=settings["ns.max_message_size"]))
 
 
-class NameServerDaemon(Pyro5.server.Daemon):
-    """A Pyro5 daemon serving one LonjaNameServer over a storage it owns: closing it closes the storage.
+class NameServerDaemon(GuardedDaemon):
+    """A guarded daemon serving one LonjaNameServer over a storage it owns: closing it closes the storage.
 
     Mirrors `Pyro5.nameserver.NameServerDaemon`, which only takes a storage by name. Pyro5's
-    AutoCleaner is not started, whatever PYRO_NS_AUTOCLEAN says.
+    AutoCleaner is not started, whatever PYRO_NS_AUTOCLEAN says. Every connection is identified by its
+    token (anonymous without one), which decides what it may change.
     """
 
     def __init__(self, storage: Storage, host: str = "127.0.0.1", port: int = 9090,
                  policy: NameServerPolicy | None = None) -> None:
         self.policy = policy or NameServerPolicy()
-        # Pyro5's thread server holds a thread per connection; every lonja client process keeps one
-        # connection for watching changes, so size the pool for connections, not for busy calls.
-        Pyro5.config.THREADPOOL_SIZE = max(Pyro5.config.THREADPOOL_SIZE, self.policy.max_connections)
         self.nameserver = LonjaNameServer(storage, lease_ttl=self.policy.lease_ttl,
                                           probe_interval=self.policy.probe_interval,
                                           probe_grace=self.policy.probe_grace)
         self._sweeping = threading.Event()
         try:
-            super().__init__(host=host, port=port)
+            # Each lonja client process keeps one long-poll call open for watching changes: as many
+            # threads as connections may be busy at once.
+            super().__init__(host, port, self.policy.limits, servertype="adaptive",
+                             threads=self.policy.limits.max_connections, tokens=self.policy.tokens)
         except OSError as exc:
             storage.close()
             if exc.errno == errno.EADDRINUSE:
@@ -87,15 +87,6 @@ class NameServerDaemon(Pyro5.server.Daemon):
             self.close()
             raise
         threading.Thread(target=self._sweep_loop, name="lonja-ns-sweeper", daemon=True).start()
-
-    def validateHandshake(self, conn: Any, data: Any) -> Any:
-        """Find out who connects: a lonja client's token (if any) decides its role; plain Pyro5 is anonymous."""
-        token = data.get("token") if isinstance(data, dict) else None
-        try:
-            conn.lonja_identity = self.policy.tokens.identify(token)
-        except AuthError as exc:
-            raise Pyro5.errors.SecurityError(str(exc)) from None
-        return {"lonja": 1} if isinstance(data, dict) else super().validateHandshake(conn, data)
 
     def _sweep_loop(self) -> None:
         while not self._sweeping.wait(self.policy.sweep_interval):
@@ -111,25 +102,13 @@ class NameServerDaemon(Pyro5.server.Daemon):
         self.nameserver.storage.close()
 
     def handleRequest(self, conn: Any) -> None:
-        """Read the request under lonja's size limit (after decompression), then let Pyro5 handle it.
+        """Read the request under the name server's limits, then let Pyro5's NameServer handle it.
 
-        A request over the limit is answered with "message too large"; Pyro5's own handling then reads
-        the checked, decompressed request back from a `_Replay` of it. Protocol errors (often a client
-        using another serializer) are warned about, as Pyro5's name server does.
+        Pyro5's own handling reads the checked, decompressed request back from a `_Replay` of it.
         """
-        try:
-            message = receive(conn, [Pyro5.protocol.MSG_INVOKE, Pyro5.protocol.MSG_PING],
-                              self.policy.max_message_size)
-        except TooLarge as exc:
-            log.warning("refused a request: %s", exc)
-            if not exc.oneway:  # a oneway caller reads no answer: one would put its next reply out of step
-                self._sendExceptionResponse(conn, exc.seq, exc.serializer_id,
-                                            Pyro5.errors.MessageTooLargeError(str(exc)), [f"lonja: {exc}\n"])
-            return
-        except Pyro5.errors.ProtocolError as exc:
-            warnings.warn("Pyro protocol error occurred: " + str(exc))
-            raise
-        return super().handleRequest(_Replay(conn, message))
+        message = self.receive_request(conn)
+        if message is not None:
+            super().handleRequest(_Replay(conn, message))
 
 
 class NameServerHandle:

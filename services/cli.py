@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lonja.config import Settings, stop_on_signals
 
@@ -15,19 +16,24 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     serve = commands.add_parser(
         "serve", parents=[common], help="host services and register them in the name server",
         description="Host one or more services in one process. TARGET is package.module:Class or a "
-                    f"built-in service ({', '.join(sorted(BUILTINS))}). Names are removed again on "
+                    f"built-in service ({', '.join(sorted(BUILTINS))}); modules are imported from the "
+                    "current folder (or --app-dir) first, as `python -m` does. Names are removed again on "
                     "Ctrl-C or SIGTERM.")
     serve.add_argument("targets", nargs="+", metavar="TARGET")
     serve.add_argument("--name", help="register under this name (one TARGET only)")
     serve.add_argument("--host", help="address to listen on (default: service.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: a free port)")
+    serve.add_argument("--app-dir", metavar="DIR", default=".",
+                       help="import TARGET modules from DIR first (default: the current folder)")
     serve.set_defaults(run=run_serve, flags={"host": "service.host", "port": "service.port"})
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.name and len(args.targets) > 1:
         raise ServiceLoadError("--name works with one TARGET only: run one `lonja serve` per name")
-    classes = [load_target(target) for target in args.targets]
+    if not Path(args.app_dir).is_dir():
+        raise ServiceLoadError(f"--app-dir {args.app_dir}: no such folder")
+    classes = [load_target(target, app_dir=args.app_dir) for target in args.targets]
     host = ServiceHost(settings)
     with stop_on_signals(host.stop):  # through the clean-up too: a second Ctrl-C must not cut it short
         try:

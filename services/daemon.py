@@ -25,16 +25,16 @@ from typing import Any
 
 from Pyro5 import client, config, core, errors, protocol, serializers
 from Pyro5.callcontext import current_context
-from Pyro5.server import (Daemon, DaemonObject, _get_attribute, _get_exposed_property_value,
+from Pyro5.server import (DaemonObject, _get_attribute, _get_exposed_property_value,
                           _set_exposed_property_value, _unpack_weakref, expose)
 
 from lonja.config import import_pyro
-from lonja.config.wire import TooLarge, receive
-from lonja.config.auth import AuthError, TokenTable
+from lonja.config.auth import TokenTable
+from lonja.config.daemon import GuardedDaemon
+from lonja.config.limits import Limits
 
 from . import remote_errors
 from .describe import call_hints, describe
-from .transport import AdaptiveServer, LimitedMultiplex
 
 log = logging.getLogger("lonja.services")
 
@@ -85,27 +85,14 @@ class EventLoopThread:
                 self._loop = None
 
 
-class HostDaemon(Daemon):
-    """A Pyro5 daemon with bounded oneway execution, async methods and faithful remote exceptions."""
+class HostDaemon(GuardedDaemon):
+    """A guarded daemon with bounded oneway execution, async methods and faithful remote exceptions."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, oneway_workers: int = 8,
-                 servertype: str | None = None, max_threads: int = 64, max_connections: int = 256,
-                 max_message_size: int = 100 * 1024 * 1024, **kwargs: Any) -> None:
-        servertype = servertype or config.SERVERTYPE
-        pyro_type = "multiplex" if servertype == "adaptive" else servertype
-        previous, config.SERVERTYPE = config.SERVERTYPE, pyro_type  # Pyro5 picks its transport from config
-        try:
-            super().__init__(host=host, port=port, interface=HostDaemonObject, **kwargs)
-        finally:
-            config.SERVERTYPE = previous
-        if servertype == "adaptive":
-            self.transportServer.__class__ = AdaptiveServer  # same state, leader/followers loop on top
-            self.transportServer.start_pool(max_threads, max_connections)
-        elif servertype == "multiplex":
-            self.transportServer.__class__ = LimitedMultiplex  # refuses past max_connections
-            self.transportServer.max_connections = max(1, max_connections)
-        self.servertype = servertype
-        self.max_message_size = max_message_size
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None, *,
+                 oneway_workers: int = 8, servertype: str = "adaptive", max_threads: int = 64,
+                 tokens: TokenTable | None = None, **kwargs: Any) -> None:
+        super().__init__(host, port, limits or Limits(), servertype=servertype, threads=max_threads, tokens=tokens,
+                         interface=HostDaemonObject, **kwargs)
         self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")
         self._loop = EventLoopThread()
         self._counts = {"calls": 0, "oneway_done": 0, "oneway_failed": 0}
@@ -124,21 +111,12 @@ class HostDaemon(Daemon):
         self._oneway.shutdown(wait=False, cancel_futures=True)
         self._loop.close()
 
-    tokens: TokenTable | None = None
-    """Set (by the host) when callers must present a token: `auth.require_token`."""
-
-    def validateHandshake(self, conn: Any, data: Any) -> Any:
-        """Check the caller's token if this host requires one; tell a lonja client its object's idempotent methods."""
-        if self.tokens is not None:
-            token = data.get("token") if isinstance(data, dict) else None
-            try:
-                conn.lonja_identity = self.tokens.identify(token)
-            except AuthError as exc:
-                raise errors.SecurityError(str(exc)) from None
+    def handshake_reply(self, conn: Any, data: Any) -> Any:
+        """A lonja client also learns its object's idempotent and generator methods."""
         if isinstance(data, dict) and data.get("lonja"):
             obj = _unpack_weakref(self.objectsById.get(data.get("object")))
             return {"lonja": 1, **(call_hints(obj) if obj is not None else {})}
-        return super().validateHandshake(conn, data)
+        return super().handshake_reply(conn, data)
 
     def _count(self, key: str) -> None:
         with self._counts_lock:
@@ -178,13 +156,8 @@ class HostDaemon(Daemon):
         request_serializer_id = serializers.MarshalSerializer.serializer_id
         was_batched = False
         is_callback = False
-        try:
-            msg = receive(conn, [protocol.MSG_INVOKE, protocol.MSG_PING], self.max_message_size)
-        except TooLarge as exc:  # read to its end: the connection is in sync, the answer says why
-            log.warning("refused a %srequest from %s: %s", "oneway " if exc.oneway else "", _peer(conn), exc)
-            if not exc.oneway:
-                self._sendExceptionResponse(conn, exc.seq, exc.serializer_id,
-                                            errors.MessageTooLargeError(str(exc)), [f"lonja: {exc}\n"])
+        msg = self.receive_request(conn)
+        if msg is None:
             return
         try:
             request_flags = msg.flags
@@ -281,10 +254,3 @@ class HostDaemon(Daemon):
         annotations = current_context.response_annotations
         annotations.update(self.annotations())
         return annotations
-
-
-def _peer(conn: Any) -> str:
-    try:
-        return "%s:%s" % conn.sock.getpeername()[:2]
-    except (OSError, TypeError):
-        return "a client"

@@ -8,10 +8,17 @@ dead server is taken over.
 from __future__ import annotations
 
 import importlib
+import importlib._bootstrap
+import importlib._bootstrap_external
 import inspect
 import logging
+import os
+import sys
 import threading
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import Pyro5.errors
@@ -21,6 +28,7 @@ from lonja.clients.errors import NameConflict, NameServerUnreachable
 from lonja.clients.naming import NameServerClient
 from lonja.config import Settings
 from lonja.config.auth import TokenTable, client_token
+from lonja.config.limits import Limits
 
 from .daemon import HostDaemon
 from .decorators import service_info
@@ -43,17 +51,25 @@ class Hosted:
     class_name: str = ""
 
 
-def load_target(target: str) -> type:
-    """Import `package.module:Class`, or a built-in service by name (e.g. "echo")."""
+def load_target(target: str, app_dir: str | os.PathLike[str] | None = None) -> type:
+    """Import `package.module:Class`, or a built-in service by name (e.g. "echo").
+
+    With `app_dir`, modules are looked up in that folder first, the way `python -m` looks in the current
+    one. An error raised while importing the module becomes a ServiceLoadError that shows the line of the
+    user's code it came from, without lonja's and importlib's frames.
+    """
     spec = BUILTINS.get(target, target)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ServiceLoadError(f"cannot load {target!r}: expected package.module:Class or a built-in "
                                f"service ({', '.join(sorted(BUILTINS))})")
+    folder = Path(app_dir).resolve() if app_dir is not None else None
+    if folder is not None and str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ServiceLoadError(f"cannot import module {module_name!r} for {target!r}: {exc}") from None
+    except Exception as exc:
+        raise ServiceLoadError(_import_failure(module_name, target, exc, folder)) from exc
     try:
         obj = getattr(module, attr)
     except AttributeError:
@@ -63,24 +79,65 @@ def load_target(target: str) -> type:
     return obj
 
 
+def _import_failure(module_name: str, target: str, exc: Exception, folder: Path | None) -> str:
+    """A short message for `import module_name` raising `exc`: what is missing, or where the user's code failed."""
+    headline = f"cannot import module {module_name!r} for {target!r}"
+    if isinstance(exc, ModuleNotFoundError) and exc.name is not None and \
+            (module_name == exc.name or module_name.startswith(exc.name + ".")):
+        searched = f"in {folder} (--app-dir DIR to import from another folder) or " if folder else "in "
+        return f"{headline}: no module {exc.name!r} {searched}the installed packages"
+    if isinstance(exc, SyntaxError):
+        return "\n".join([f"{headline}: {type(exc).__name__}: {exc.msg}",
+                          f'  File "{exc.filename}", line {exc.lineno}', f"    {(exc.text or '').strip()}"])
+    lines = [f"{headline}: {type(exc).__name__}: {exc}"]
+    frame = _user_frame(exc, module_name, folder)
+    if frame is not None:
+        lines += [f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}', f"    {frame.line}"]
+    return "\n".join(lines)
+
+
+_IMPORT_MACHINERY = (vars(importlib), vars(importlib._bootstrap), vars(importlib._bootstrap_external))
+
+
+def _user_frame(exc: Exception, module_name: str, folder: Path | None) -> traceback.FrameSummary | None:
+    """The innermost frame of `exc` in the user's code: the target's package or a file in `folder`.
+
+    Frames of importlib and of lonja itself never count. Without a frame of the user's, the innermost
+    other one (say, in a library the user's module imports).
+    """
+    package = module_name.partition(".")[0]
+
+    def module_of(frame: FrameType) -> str:
+        return frame.f_globals.get("__name__", "")
+
+    def is_users(frame: FrameType) -> bool:
+        in_package = module_of(frame) == package or module_of(frame).startswith(package + ".")
+        in_folder = folder is not None and Path(frame.f_code.co_filename).resolve().is_relative_to(folder)
+        return in_package or in_folder
+
+    frames = [(frame, line) for frame, line in traceback.walk_tb(exc.__traceback__)
+              if not any(frame.f_globals is machinery for machinery in _IMPORT_MACHINERY)
+              and module_of(frame).partition(".")[0] != "lonja"]
+    chosen = [(frame, line) for frame, line in frames if is_users(frame)] or frames
+    return traceback.StackSummary.extract(chosen[-1:])[0] if chosen else None
+
+
 class ServiceHost:
     """Hosts services in one daemon and keeps their names in the name server while it runs."""
 
     def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None,
                  ns: str | tuple[str, int] | None = None) -> None:
         self.settings = settings
-        self.daemon = HostDaemon(host=host or settings["service.host"],
-                                 port=settings["service.port"] if port is None else port,
+        tokens = TokenTable.for_callers(settings) if settings["auth.require_token"] else None
+        self.daemon = HostDaemon(host or settings["service.host"],
+                                 settings["service.port"] if port is None else port,
+                                 Limits.from_settings(settings),
                                  oneway_workers=settings["service.oneway_workers"],
                                  servertype=settings["service.servertype"],
-                                 max_threads=settings["service.threads"],
-                                 max_connections=settings["limits.max_connections"],
-                                 max_message_size=settings["limits.max_message_size"])
+                                 max_threads=settings["service.threads"], tokens=tokens)
         self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
                                    timeout=settings["client.connect_timeout"] or None,
                                    token=client_token(settings))
-        if settings["auth.require_token"]:
-            self.daemon.tokens = TokenTable.for_callers(settings)
         self.lease_ttl = settings["ns.lease_ttl"]
         self.hosted: list[Hosted] = []
         self._registered: list[Hosted] = []

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from lonja.clients import RemoteError, SerializationError, connect
+from lonja.clients import RemoteError, SerializationError, batch, connect
 
 VALUES = {
     "str": "héllo", "bytes": b"\x00\xff", "int": 2 ** 70, "float": 1.5, "bool": True, "None": None,
@@ -35,7 +35,7 @@ def service(tmp_path_factory):
     lonja = Lonja(tmp_path_factory.mktemp("serializers"))
     try:
         _, ns = lonja.nameserver()
-        lonja.start("serve", "echo", "--ns", ns)
+        lonja.start("serve", "echo", "--ns", ns, env={"LONJA_LIMITS_ACCEPT_MARSHAL": "true"})
         yield ns
     finally:
         lonja.cleanup()
@@ -64,13 +64,13 @@ def test_round_trip(service, serializer):
 @pytest.mark.parametrize("serializer", sorted(CHANGES))
 def test_batch(service, serializer):
     with connect("echo", ns=service, serializer=serializer) as proxy:
-        with proxy.batch() as batch:
+        with batch(proxy) as calls:
             for i in range(5):
-                batch.echo(i)
-            batch.slow(0, value="x")
-        assert batch.results() == [0, 1, 2, 3, 4, "x"]
+                calls.echo(i)
+            calls.slow(0, value="x")
+        assert calls.results() == [0, 1, 2, 3, 4, "x"]
 
-        with proxy.batch() as failing:
+        with batch(proxy) as failing:
             failing.echo(1)
             failing.fail("stop here")
             failing.echo(3)
@@ -80,7 +80,7 @@ def test_batch(service, serializer):
         assert error.value.results == [1]
 
         before = proxy.notified
-        with proxy.batch(oneway=True) as oneway:
+        with batch(proxy, oneway=True) as oneway:
             for i in range(10):
                 oneway.notify(i)
         assert oneway.results() == []

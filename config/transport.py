@@ -1,0 +1,484 @@
+"""lonja's server transport: a guarded leader/followers loop that the name server and service hosts share.
+
+Pyro5 offers two transports, each good at one thing, and neither protects itself:
+- `thread` runs a thread per connection, so slow calls overlap, but every connection holds a thread:
+  a few hundred silent connections exhaust the pool, and its throughput falls as threads fight over
+  the GIL;
+- `multiplex` serves every connection from one thread, which scales with clients, but one slow call,
+  or one peer that stalls its handshake, stops everybody;
+- both run the TLS handshake inside `accept()` and the Pyro5 handshake right after it, with no deadline.
+
+`GuardedServer` keeps multiplex's single selector and adds:
+- **leader/followers**: the leader thread waits for ready sockets and runs each request itself. Before
+  a call known to be slow, the daemon hands the loop over (`hand_over`); a watchdog does the same for a
+  call that holds the leader longer than `promote_after`. Fast calls never change threads, slow calls
+  still run side by side (with one thread, it is Pyro5's multiplex: one call at a time);
+- **handshakes off the accept path**: `accept()` only takes the socket. The TLS handshake and the
+  connect message then advance without blocking, each time the socket has data, and a connection that
+  has not finished both within `limits.handshake_timeout` is dropped. A silent peer costs a file
+  descriptor, never a thread;
+- **caps that bite first**: `limits.max_connections` in all, `max_connections_per_peer` and
+  `max_pending_per_peer` per IP address. A peer over a cap gets a one-line "too many connections (N)"
+  answer to its connect message, so other peers get through while it sits at its cap;
+- **deadlines**: a peer that stops in the middle of a message is dropped after `limits.receive_timeout`,
+  a connection without requests after `limits.idle_timeout`.
+A connection is out of the selector while one of its requests runs, so its requests are served in order.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import selectors
+import socket
+import ssl
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from Pyro5 import config, errors, protocol, serializers, socketutil
+from Pyro5.svr_multiplex import SocketServer_Multiplex
+
+from .limits import Limits, PeerLog, peer_of
+from .wire import receive
+
+log = logging.getLogger("lonja.transport")
+peer_log = PeerLog(log)
+
+MAX_REFUSING = 64
+"""Connections kept open at once only to answer them with a refusal; past it, they are closed unanswered."""
+EXPIRY_INTERVAL = 0.5
+"""Seconds between the leader's checks for handshake and idle deadlines."""
+
+
+@dataclass(eq=False)
+class Pending:
+    """A connection still in its handshake: what arrived so far, and until when it may take."""
+
+    sock: Any
+    peer: str
+    deadline: float
+    refusal: str | None = None
+    tls_done: bool = True
+    buffer: bytearray = field(default_factory=bytearray)
+    ended: bool = False
+
+
+@dataclass(eq=False)
+class Established:
+    """A connection past its handshake, and when it last sent a request."""
+
+    peer: str
+    last_active: float
+
+
+class _Received:
+    """The bytes of one complete message, read back through the `recv(size)` that `wire.receive` uses."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+
+    def recv(self, size: int) -> bytes:
+        chunk, self._data = self._data[:size], self._data[size:]
+        if len(chunk) < size:
+            raise errors.ConnectionClosedError("receiving: not enough data")
+        return bytes(chunk)
+
+
+class GuardedServer(SocketServer_Multiplex):
+    """Pyro5's multiplex transport as a guarded leader/followers loop (see the module doc)."""
+
+    promote_after = 0.005
+
+    def start_pool(self, limits: Limits, max_threads: int, answer_handshake: Callable[..., bool]) -> None:
+        """Prepare the loop; called once, before it runs. `answer_handshake(conn, message, refusal)`
+        answers a complete connect message (the daemon's part of the handshake)."""
+        self.limits = limits
+        self._answer_handshake = answer_handshake
+        self._max_threads = max(1, max_threads)
+        self._tls = self.sock.context if isinstance(self.sock, ssl.SSLSocket) else None
+        self._cond = threading.Condition()
+        self._connections: collections.Counter[str] = collections.Counter()
+        self._pending: collections.Counter[str] = collections.Counter()
+        self._refusing = 0
+        self._next_expiry = 0.0
+        self._leader: int | None = None
+        self._threads = 0
+        self._idle = 0
+        self._busy_since: float | None = None
+        self._busy_thread: int | None = None
+        self._active = threading.Event()
+        self._loop_condition: Callable[[], bool] = lambda: True
+
+    def open_connections(self) -> int:
+        """Connections accepted and not yet closed (in their handshake, idle, or in a request)."""
+        with self._cond:
+            return sum(self._connections.values())
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    def loop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
+        """Run the request loop in this thread (it may serve as leader or follower) until shutdown."""
+        self._loop_condition = loopCondition
+        with self._cond:
+            self._threads += 1
+            self._leader = threading.get_ident()
+        if self._max_threads > 1:
+            threading.Thread(target=self._watch, name="lonja-watchdog", daemon=True).start()
+        self._serve()
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+        self._active.set()
+        with self._cond:
+            self._cond.notify_all()
+        super().shutdown()
+
+    def _running(self) -> bool:
+        return not self.shutting_down and self._loop_condition()
+
+    def _serve(self) -> None:
+        """Lead while this thread is the leader; follow (wait to be promoted) otherwise."""
+        me = threading.get_ident()
+        try:
+            while self._running():
+                if self._leader == me:
+                    self._lead_once(me)
+                elif not self._follow(me):
+                    return
+        finally:
+            with self._cond:
+                self._threads -= 1
+                if self._leader == me:
+                    self._leader = None
+                    self._cond.notify()
+
+    def _follow(self, me: int) -> bool:
+        """Wait until promoted; False if this thread is not needed any more."""
+        with self._cond:
+            if self._idle >= 2 and self._leader is not None:
+                return False  # enough idle followers already: let this thread end
+            self._idle += 1
+            try:
+                while self._leader is not None and self._running():
+                    self._cond.wait(1.0)
+            finally:
+                self._idle -= 1
+            if not self._running():
+                return False
+            self._leader = me
+            return True
+
+    def _lead_once(self, me: int) -> None:
+        try:
+            events = self.selector.select(min(config.POLLTIMEOUT, EXPIRY_INTERVAL))
+        except (OSError, ValueError):
+            events = []
+        for key, _ in events:
+            if self._leader != me or self.shutting_down:
+                return  # demoted while busy: the new leader sees the remaining sockets itself
+            if key.fileobj is self.sock:
+                self._accept()
+            elif isinstance(key.data, Pending):
+                self._advance(key.data)
+            else:
+                self._serve_request(key.fileobj, key.data, me)
+        if self._leader == me:
+            self._expire()
+            self.daemon._housekeeping()
+
+    # -- new connections ------------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        """Take one connection off the listening socket (no handshake here) and start its handshake."""
+        try:
+            raw, address = socket.socket.accept(self.sock)  # the plain accept, also under TLS
+        except OSError:
+            return
+        peer = address[0] if isinstance(address, tuple) else "unix socket"
+        raw.setblocking(False)
+        evicted = None
+        with self._cond:
+            refusal = self._refusal(peer)
+            drop = bool(refusal) and self._refusing >= MAX_REFUSING
+            if not drop:
+                if self._pending[peer] >= self.limits.max_pending_per_peer:
+                    evicted = self._oldest_pending(peer)
+                if refusal:
+                    self._refusing += 1
+                else:
+                    self._connections[peer] += 1
+                self._pending[peer] += 1
+        if evicted is not None:
+            self._end_pending(evicted, f"evicted: more than {self.limits.max_pending_per_peer} connections from "
+                                       f"this address were in their handshake (limits.max_pending_per_peer)")
+        if drop:
+            peer_log.warning(peer, f"connection closed unanswered: {refusal}")
+            raw.close()
+            return
+        if refusal:
+            peer_log.warning(peer, f"refusing a connection: {refusal}")
+        sock = raw
+        if self._tls is not None:
+            sock = self._tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        pending = Pending(sock, peer, time.monotonic() + self.limits.handshake_timeout, refusal,
+                          tls_done=self._tls is None)
+        self.selector.register(sock, selectors.EVENT_READ, pending)
+
+    def _oldest_pending(self, peer: str) -> Pending | None:
+        """The connection from `peer` that has been in its handshake longest."""
+        candidates = [key.data for key in list(self.selector.get_map().values())
+                      if isinstance(key.data, Pending) and key.data.peer == peer]
+        return min(candidates, key=lambda pending: pending.deadline, default=None)
+
+    def _refusal(self, peer: str) -> str | None:
+        """Why a new connection from `peer` is refused (called under the lock), or None."""
+        total = sum(self._connections.values())
+        if total >= self.limits.max_connections:
+            return (f"too many connections ({total}): the server is at its limit (limits.max_connections), "
+                    f"try again later")
+        per_peer = self.limits.max_connections_per_peer
+        if per_peer and self._connections[peer] >= per_peer:
+            return (f"too many connections from {peer} ({self._connections[peer]}): the server's limit per "
+                    f"address is {per_peer} (limits.max_connections_per_peer)")
+        return None
+
+    def _advance(self, pending: Pending) -> None:
+        """Move a handshake on with what the socket has now; answer it once the connect message is whole."""
+        if pending.ended:
+            return None
+        try:
+            if not pending.tls_done:
+                pending.sock.do_handshake()
+                pending.tls_done = True
+            while not self._connect_message_complete(pending):
+                chunk = pending.sock.recv(65536)
+                if not chunk:
+                    return self._end_pending(pending, "the peer closed the connection during its handshake")
+                pending.buffer += chunk
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return None  # more will come: the selector says when
+        except ssl.SSLError as exc:
+            return self._end_pending(pending, f"the TLS handshake failed: {exc.reason or exc}")
+        except _BadConnect as exc:
+            return self._end_pending(pending, str(exc), answer=exc.seq is not None)
+        except OSError as exc:
+            return self._end_pending(pending, f"connection lost during the handshake: {exc}")
+        return self._complete(pending)
+
+    def _connect_message_complete(self, pending: Pending) -> bool:
+        """True once the buffer holds a whole connect message; _BadConnect if it cannot be one."""
+        header_size = protocol._header_size
+        if len(pending.buffer) < header_size:
+            return False
+        header = bytes(pending.buffer[:header_size])
+        try:
+            protocol.ReceivingMessage.validate(header)
+        except errors.ProtocolError:
+            raise _BadConnect("not a Pyro5 connect message (invalid header)") from None
+        (_, _, msg_type, _, _, seq, data_size, annotations_size, *_rest) = struct.unpack(protocol._header_format,
+                                                                                        header)
+        if msg_type != protocol.MSG_CONNECT:
+            raise _BadConnect(f"expected a connect message, got message type {msg_type}")
+        declared = data_size + annotations_size
+        if declared > self.limits.max_connect_size:
+            raise _BadConnect(f"connect message too large ({declared} > {self.limits.max_connect_size} bytes, "
+                              f"limits.max_connect_size)", seq)
+        if len(pending.buffer) > header_size + declared:
+            raise _BadConnect("data sent before the handshake was answered")
+        return len(pending.buffer) == header_size + declared
+
+    def _complete(self, pending: Pending) -> None:
+        """The connect message is whole: let the daemon answer it; keep the connection if it accepted."""
+        pending.ended = True
+        self._unregister(pending.sock)
+        sock = pending.sock
+        sock.setblocking(True)
+        sock.settimeout(self.limits.receive_timeout)
+        conn = socketutil.SocketConnection(sock)
+        try:
+            message = receive(_Received(bytes(pending.buffer)), [protocol.MSG_CONNECT],
+                              self.limits.max_connect_size)
+            accepted = self._answer_handshake(conn, message, pending.refusal)
+        except Exception as exc:  # a bad message, or the peer left: one line, never the loop's end
+            peer_log.warning(pending.peer, f"handshake refused: {exc}")
+            accepted = False
+        with self._cond:
+            self._pending[pending.peer] -= 1
+            if pending.refusal:
+                self._refusing -= 1
+            elif not accepted:
+                self._connections[pending.peer] -= 1
+        if not accepted:
+            conn.close()
+            return
+        self.selector.register(conn, selectors.EVENT_READ, Established(pending.peer, time.monotonic()))
+
+    def _end_pending(self, pending: Pending, reason: str, answer: bool = False) -> None:
+        """Close a connection whose handshake failed or ran out of time (answering it first if it can be)."""
+        if pending.ended:
+            return
+        pending.ended = True
+        peer_log.warning(pending.peer, f"connection dropped: {reason}")
+        self._unregister(pending.sock)
+        if answer:
+            self._answer_bad_connect(pending, reason)
+        with self._cond:
+            self._pending[pending.peer] -= 1
+            if pending.refusal:
+                self._refusing -= 1
+            else:
+                self._connections[pending.peer] -= 1
+        _close(pending.sock)
+
+    def _answer_bad_connect(self, pending: Pending, reason: str) -> None:
+        """Tell a peer whose connect message is refused unread why, in serpent (what every Pyro5 peer reads)."""
+        header = struct.unpack(protocol._header_format, bytes(pending.buffer[:protocol._header_size]))
+        serpent = serializers.serializers["serpent"]
+        reply = protocol.SendingMessage(protocol.MSG_CONNECTFAIL, 0, header[5], serpent.serializer_id,
+                                        serpent.dumps(reason))
+        try:
+            pending.sock.setblocking(True)
+            pending.sock.settimeout(1.0)
+            pending.sock.sendall(reply.data)
+        except OSError:
+            pass
+
+    # -- requests -------------------------------------------------------------------------------------
+
+    def _serve_request(self, conn: Any, state: Established, me: int) -> None:
+        self._unregister(conn)
+        with self._cond:
+            self._busy_since, self._busy_thread = time.monotonic(), me
+        if not self._active.is_set():
+            self._active.set()
+        try:
+            active = self.handleRequest(conn)
+            while active and getattr(conn.sock, "pending", None) and conn.sock.pending():
+                active = self.handleRequest(conn)  # TLS: a request already decrypted is invisible to select
+        finally:
+            with self._cond:
+                if self._busy_thread == me:
+                    self._busy_since = self._busy_thread = None
+        state.last_active = time.monotonic()
+        if active and not self.shutting_down:
+            try:
+                self.selector.register(conn, selectors.EVENT_READ, state)
+                return
+            except (KeyError, ValueError, OSError):
+                pass
+        self._close_established(conn, state)
+
+    def handleRequest(self, conn: Any) -> bool:
+        """Handle one request on `conn`; False when the connection is done (gone, too slow, or garbled)."""
+        try:
+            self.daemon.handleRequest(conn)
+            return True
+        except errors.SecurityError:
+            return True  # already answered: a refusal keeps the connection, as any other error answer does
+        except errors.TimeoutError:
+            peer_log.warning(peer_of(conn), f"connection dropped: a message was not completed within "
+                                          f"{self.limits.receive_timeout:g} s (limits.receive_timeout)")
+        except errors.ProtocolError as exc:
+            peer_log.warning(peer_of(conn), f"connection dropped: {exc}")
+        except (OSError, errors.CommunicationError):
+            pass  # the peer went away
+        except Exception as exc:  # the loop must outlive any one request
+            peer_log.warning(peer_of(conn), f"connection dropped after an error: {type(exc).__name__}: {exc}")
+        return False
+
+    def _close_established(self, conn: Any, state: Established) -> None:
+        with self._cond:
+            self._connections[state.peer] -= 1
+        try:
+            self.daemon._clientDisconnect(conn)
+        except Exception as exc:
+            log.warning("error in clientDisconnect: %s", exc)
+        conn.close()
+
+    def _expire(self) -> None:
+        """Drop handshakes past their deadline and connections idle past `limits.idle_timeout`."""
+        now = time.monotonic()
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + EXPIRY_INTERVAL
+        idle = self.limits.idle_timeout
+        try:
+            keys = list(self.selector.get_map().values())
+        except (RuntimeError, ValueError):
+            return
+        for key in keys:
+            state = key.data
+            if isinstance(state, Pending) and now > state.deadline:
+                self._end_pending(state, f"no handshake within {self.limits.handshake_timeout:g} s "
+                                         f"(limits.handshake_timeout)")
+            elif isinstance(state, Established) and idle and now - state.last_active > idle:
+                log.info("closing the connection from %s: idle for %.0f s (limits.idle_timeout)", state.peer, idle)
+                self._unregister(key.fileobj)
+                self._close_established(key.fileobj, state)
+
+    def _unregister(self, fileobj: Any) -> None:
+        try:
+            self.selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    # -- handing the loop over ------------------------------------------------------------------------
+
+    def hand_over(self) -> None:
+        """Called by the daemon before a call known to be slow: if this thread leads, let another lead now."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._leader == me and self._busy_thread == me:
+                self._busy_thread = None
+                self._promote(me)
+
+    def _watch(self) -> None:
+        """Promote a new leader when the current one has been stuck in one request too long."""
+        while not self.shutting_down:
+            self._active.wait(1.0)  # idle servers cost no wake-ups: sleep until a request starts
+            self._active.clear()
+            time.sleep(self.promote_after)
+            with self._cond:
+                since, busy = self._busy_since, self._busy_thread
+                if since is None or busy != self._leader or time.monotonic() - since < self.promote_after:
+                    continue
+                self._busy_thread = None
+                self._promote(busy)
+
+    def _promote(self, busy: int) -> None:
+        """Give the socket loop to an idle follower or a new thread (called under the lock)."""
+        self._leader = None
+        if self._idle:
+            self._cond.notify()
+        elif self._threads < self._max_threads:
+            self._threads += 1
+            threading.Thread(target=self._start_follower, name="lonja-leader", daemon=True).start()
+        else:
+            self._leader = busy  # every thread is busy: wait for one to finish
+
+    def _start_follower(self) -> None:
+        with self._cond:
+            if self._leader is None:
+                self._leader = threading.get_ident()
+            else:
+                self._threads -= 1
+                return
+        self._serve()
+
+
+class _BadConnect(Exception):
+    """A connect message that is refused unread; `seq` is set when it can still be answered."""
+
+    def __init__(self, reason: str, seq: int | None = None) -> None:
+        super().__init__(reason)
+        self.seq = seq
+
+
+def _close(sock: Any) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
