@@ -97,7 +97,7 @@ class GuardedServer(SocketServer_Multiplex):
         answers a complete connect message (the daemon's part of the handshake)."""
         self.limits = limits
         self._answer_handshake = answer_handshake
-        self._max_threads = max(1, max_threads)
+        self.max_threads = max(1, max_threads)
         self._tls = self.sock.context if isinstance(self.sock, ssl.SSLSocket) else None
         self._cond = threading.Condition()
         self._connections: collections.Counter[str] = collections.Counter()
@@ -125,7 +125,7 @@ class GuardedServer(SocketServer_Multiplex):
         with self._cond:
             self._threads += 1
             self._leader = threading.get_ident()
-        if self._max_threads > 1:
+        if self.max_threads > 1:
             threading.Thread(target=self._watch, name="lonja-watchdog", daemon=True).start()
         self._serve()
 
@@ -453,7 +453,7 @@ class GuardedServer(SocketServer_Multiplex):
         self._leader = None
         if self._idle:
             self._cond.notify()
-        elif self._threads < self._max_threads:
+        elif self._threads < self.max_threads:
             self._threads += 1
             threading.Thread(target=self._start_follower, name="lonja-leader", daemon=True).start()
         else:

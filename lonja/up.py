@@ -32,7 +32,7 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 for name in sorted(BUILTINS):
                     host.add(load_target(name))
-                run_host(host, banner=f"name server listening on {ns.uri} (storage: {ns.storage_spec})")
+                run_host(host, banner=f"name server listening on {ns.uri} ({ns.describe_storage()})")
             finally:
                 host.close()
                 ns.close()

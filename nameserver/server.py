@@ -44,13 +44,14 @@ class NameServerPolicy:
     sweep_interval: float = 1.0
     probe_interval: float = 5.0
     probe_grace: float = 15.0
+    unreachable_grace: float = 3600.0
     tokens: TokenTable = field(default_factory=lambda: TokenTable(False, {}, True))
     limits: Limits = field(default_factory=lambda: Limits(max_message_size=1024 * 1024))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "NameServerPolicy":
         return cls(settings["ns.lease_ttl"], settings["ns.sweep_interval"], settings["ns.probe_interval"],
-                   settings["ns.probe_grace"], TokenTable.from_settings(settings),
+                   settings["ns.probe_grace"], settings["ns.unreachable_grace"], TokenTable.from_settings(settings),
                    Limits.from_settings(settings, max_message_size=settings["ns.max_message_size"]))
 
 
@@ -67,7 +68,8 @@ class NameServerDaemon(GuardedDaemon):
         self.policy = policy or NameServerPolicy()
         self.nameserver = LonjaNameServer(storage, lease_ttl=self.policy.lease_ttl,
                                           probe_interval=self.policy.probe_interval,
-                                          probe_grace=self.policy.probe_grace)
+                                          probe_grace=self.policy.probe_grace,
+                                          unreachable_grace=self.policy.unreachable_grace)
         self._sweeping = threading.Event()
         try:
             # Each lonja client process keeps one long-poll call open for watching changes: as many
@@ -121,6 +123,7 @@ class NameServerHandle:
         self.host: str = self.uri.host
         self.port: int = self.uri.port
         self.storage_spec: str = daemon.nameserver.storage.spec
+        self.loaded: int = daemon.nameserver.loaded
         self.broadcast_server = broadcast_server
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
@@ -131,6 +134,11 @@ class NameServerHandle:
 
     def __repr__(self) -> str:
         return f"<NameServerHandle {self.uri} storage={self.storage_spec}>"
+
+    def describe_storage(self) -> str:
+        """Where names are kept and how many were there at start, for the start-up line."""
+        names = "1 name" if self.loaded == 1 else f"{self.loaded} names"
+        return f"storage: {self.storage_spec}, {names} loaded"
 
     def _claim_loop(self, thread: threading.Thread) -> None:
         """Record which thread will run the request loop; there is only one loop per handle."""
@@ -261,6 +269,6 @@ def run_nameserver(host: str = "127.0.0.1", port: int = 9090, storage: str = "sq
     """
     handle = start_nameserver(host, port, storage, data_dir, broadcast, policy)
     with stop_on_signals(handle.shutdown), handle:
-        print(f"name server listening on {handle.uri} (storage: {handle.storage_spec})", flush=True)
+        print(f"name server listening on {handle.uri} ({handle.describe_storage()})", flush=True)
         handle.request_loop()
     return 0

@@ -156,7 +156,7 @@ class RunningNameServer:
 def test_run_nameserver_stops_on_signals_and_keeps_registrations(tmp_path):
     first = RunningNameServer(tmp_path)
     try:
-        assert first.first_line.endswith(f"(storage: sqlite:{tmp_path / 'names.sqlite'})")
+        assert first.first_line.endswith(f"(storage: sqlite:{tmp_path / 'names.sqlite'}, 0 names loaded)")
         with Pyro5.api.locate_ns("127.0.0.1", first.port) as ns:
             ns.register("test.durable", URI, metadata=["kept"])
         returncode, stderr = first.stop(signal.SIGTERM)
@@ -166,6 +166,7 @@ def test_run_nameserver_stops_on_signals_and_keeps_registrations(tmp_path):
 
     second = RunningNameServer(tmp_path)
     try:
+        assert second.first_line.endswith(f"(storage: sqlite:{tmp_path / 'names.sqlite'}, 1 name loaded)")
         with Pyro5.api.locate_ns("127.0.0.1", second.port) as ns:
             assert ns.lookup("test.durable", return_metadata=True) == (Pyro5.api.URI(URI), {"kept"})
             assert ns.lookup("Pyro.NameServer") == Pyro5.api.URI(f"PYRO:Pyro.NameServer@127.0.0.1:{second.port}")

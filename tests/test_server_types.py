@@ -44,3 +44,21 @@ def test_adaptive_keeps_serving_fast_calls_while_one_blocks(ns):
             assert time.monotonic() - started < 2.5, "fast calls waited for the blocked one"
             assert stuck.result(timeout=30) == 3
         assert threading.active_count() < 100
+
+
+def test_name_server_and_host_in_one_process_keep_their_own_pools(tmp_path):
+    """`lonja up` runs both: the name server's thread count must not leak into the host, or back."""
+    from Pyro5 import config as pyro_config
+
+    from lonja.nameserver import start_nameserver
+    from lonja.nameserver.server import NameServerPolicy
+
+    settings = load_settings(environ={"LONJA_SERVICE_THREADS": "7", "LONJA_LIMITS_MAX_CONNECTIONS": "50"})
+    pool_before = pyro_config.THREADPOOL_SIZE
+    with start_nameserver(port=0, storage="memory", data_dir=tmp_path,
+                          policy=NameServerPolicy.from_settings(settings)) as ns:
+        ns.start_in_thread()
+        with ServiceHost(settings, ns=(ns.host, ns.port)) as host:
+            assert ns.daemon.transportServer.max_threads == 50
+            assert host.daemon.transportServer.max_threads == 7
+            assert pyro_config.THREADPOOL_SIZE == pool_before
