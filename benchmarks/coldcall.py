@@ -30,12 +30,12 @@ def first_call(kind: str, target: str, ns: str) -> float:
         elapsed = time.perf_counter() - start
         proxy._pyroRelease()
         return elapsed
-    from lonja.clients import connect
+    from lonja.clients import close, connect
     start = time.perf_counter()
     proxy = connect(target, ns=ns)
     proxy.echo(1)
     elapsed = time.perf_counter() - start
-    proxy.close()
+    close(proxy)
     return elapsed
 
 

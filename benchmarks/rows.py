@@ -23,7 +23,7 @@ from typing import Any, Callable
 import Pyro5.api
 from Pyro5 import config as pyro_config
 
-from lonja.clients import connect
+from lonja.clients import batch as lonja_batch, close, connect
 
 from .measure import alternate, latencies, percentile, rate, row, summary, wait_until
 from .servers import LONJA_SERVERTYPES, ROOT, Servers, child_env
@@ -82,7 +82,7 @@ def _close(proxy: Any) -> None:
     if isinstance(proxy, Pyro5.api.Proxy):
         proxy._pyroRelease()
     else:
-        proxy.close()
+        close(proxy)
 
 
 # -- 1. small-call latency --------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def batch(ctx: Context) -> list[dict[str, Any]]:
             try:
                 def one_batch() -> None:
                     if side == "lonja":
-                        with proxy.batch() as calls:
+                        with lonja_batch(proxy) as calls:
                             for i in range(100):
                                 calls.echo(i)
                         results = calls.results()

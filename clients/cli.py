@@ -15,7 +15,7 @@ from lonja.config import Settings, stop_on_signals
 
 from .errors import UsageError
 from .naming import NameServerClient
-from .proxy import RemoteStream, connect
+from .proxy import RemoteStream, connect, describe, ping, uri
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -40,7 +40,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     call.add_argument("target", metavar="NAME.METHOD", help="e.g. echo.echo (split at the last dot)")
     call.add_argument("args", nargs="*", metavar="ARG|KEY=VALUE", help="positional and keyword arguments")
     call.add_argument("--json", action="store_true", help="print the result as JSON")
-    call.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the result")
+    call.add_argument("--timeout", type=float, metavar="S",
+                      help="seconds the call may take (default: client.timeout, 30; 0 = no limit)")
     call.set_defaults(run=run_call)
 
     watch = commands.add_parser("watch", parents=[common], help="print name server changes as they happen",
@@ -114,12 +115,12 @@ def _ago(seconds: float) -> str:
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
     with connect(args.name, ns=settings.ns_address) as proxy:
-        info = proxy.describe()
-        uri = proxy.uri
+        info = describe(proxy)
+        location = uri(proxy)
     if args.json:
-        _print_json({"name": args.name, "uri": uri, **info})
+        _print_json({"name": args.name, "uri": location, **info})
         return 0
-    print(f"{args.name}  {uri}")
+    print(f"{args.name}  {location}")
     print(f"  {info['class']}" + (f": {info['doc']}" if info["doc"] else ""))
     if info["methods"]:
         print("methods:")
@@ -143,17 +144,19 @@ def run_call(args: argparse.Namespace, settings: Settings) -> int:
     if not dot or not name or not method:
         raise UsageError(f"expected NAME.METHOD, got {args.target!r}: e.g. `lonja call echo.echo hello`")
     positional, keywords = parse_call_arguments(args.args)
+    if args.timeout is not None and args.timeout < 0:
+        raise UsageError(f"--timeout must be seconds (0 = no limit), got {args.timeout}")
     with connect(name, ns=settings.ns_address, timeout=args.timeout) as proxy:
-        describe = proxy.describe()["methods"]
-        if method not in describe:
-            raise UsageError(f"{name} has no method {method!r}; it has: {', '.join(describe)} "
+        methods = describe(proxy)["methods"]
+        if method not in methods:
+            raise UsageError(f"{name} has no method {method!r}; it has: {', '.join(methods)} "
                              f"(see `lonja show {name}`)")
-        _check_arguments(name, method, describe[method], positional, keywords)
+        _check_arguments(name, method, methods[method], positional, keywords)
         result = getattr(proxy, method)(*positional, **keywords)
         if isinstance(result, RemoteStream):
             for item in result:
                 _print_result(item, args.json)
-        elif result is not None or not describe[method]["oneway"]:
+        elif result is not None or not methods[method]["oneway"]:
             _print_result(result, args.json)
     return 0
 
@@ -161,8 +164,8 @@ def run_call(args: argparse.Namespace, settings: Settings) -> int:
 def run_ping(args: argparse.Namespace, settings: Settings) -> int:
     if args.name:
         with connect(args.name, ns=settings.ns_address) as proxy:
-            rtt = proxy.ping()
-            print(f"{args.name} at {proxy.uri} is alive ({rtt * 1000:.2f} ms)")
+            rtt = ping(proxy)
+            print(f"{args.name} at {uri(proxy)} is alive ({rtt * 1000:.2f} ms)")
         return 0
     with NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"]) as ns:
         rtt = ns.ping()

@@ -25,7 +25,7 @@ from .errors import MessageTooLarge, OutcomeUnknown, remote_error_from
 from .executor import shared_executor
 
 if TYPE_CHECKING:
-    from .proxy import CallOptions, ServiceProxy
+    from .proxy import CallOptions, ServiceClient
 
 MAX_BATCH = 64
 QUICK = 0.001
@@ -44,8 +44,8 @@ class _Call:
 class Dispatcher:
     """The queue of one proxy's background calls and the workers that send them."""
 
-    def __init__(self, proxy: "ServiceProxy", workers: int) -> None:
-        self._proxy = proxy
+    def __init__(self, client: "ServiceClient", workers: int) -> None:
+        self._client = client
         self._workers = max(1, workers)
         self._queue: collections.deque[_Call] = collections.deque()
         self._lock = threading.Lock()
@@ -94,9 +94,9 @@ class Dispatcher:
         return taken
 
     def _batchable(self, call: _Call) -> bool:
-        meta = self._proxy._meta
-        return bool(meta and meta.get("batchable")) and call.method not in meta["generators"] \
-            and call.method in meta["methods"] and self._seconds.get(call.method, QUICK) < QUICK
+        meta = self._client.known_metadata
+        return meta is not None and meta.batchable and call.method not in meta.generators \
+            and call.method in meta.methods and self._seconds.get(call.method, QUICK) < QUICK
 
     def _measured(self, method: str, seconds: float) -> None:
         previous = self._seconds.get(method)
@@ -105,7 +105,7 @@ class Dispatcher:
     def _one(self, call: _Call) -> None:
         started = time.perf_counter()
         try:
-            call.future.set_result(self._proxy._call(call.method, call.args, call.kwargs, call.options, call.flags))
+            call.future.set_result(self._client.call(call.method, call.args, call.kwargs, call.options, call.flags))
         except BaseException as exc:
             call.future.set_exception(exc)
         self._measured(call.method, time.perf_counter() - started)
@@ -114,7 +114,7 @@ class Dispatcher:
         payload = [(c.method, list(c.args), dict(c.kwargs)) for c in calls]
         started = time.perf_counter()
         try:
-            results = self._proxy._call("<batch>", payload, {}, calls[0].options, protocol.FLAGS_BATCH)
+            results = self._client.call("<batch>", payload, {}, calls[0].options, protocol.FLAGS_BATCH)
             for method in {c.method for c in calls}:
                 self._measured(method, (time.perf_counter() - started) / len(calls))
         except MessageTooLarge:
@@ -123,7 +123,7 @@ class Dispatcher:
             return
         except OutcomeUnknown as exc:
             for call in calls:  # the batch may have run in part: re-send only what is safe to re-send
-                if self._proxy._is_idempotent(call.method):
+                if self._client.is_idempotent(call.method):
                     self._one(call)
                 else:
                     call.future.set_exception(exc)

@@ -36,7 +36,14 @@ class NameNotFound(LonjaError):
 
 
 class NameConflict(LonjaError):
-    """The name is served by another live server of a different class."""
+    """The name is served by another live server of a different class: `served_uri`, `served_class`."""
+
+    def __init__(self, name: str, served_uri: str, served_class: str = "") -> None:
+        where = f"{served_uri} ({served_class})" if served_class else served_uri
+        super().__init__(f"the name {name!r} is already served by {where}")
+        self.name = name
+        self.served_uri = served_uri
+        self.served_class = served_class
 
 
 class ServiceUnreachable(LonjaError):

@@ -135,8 +135,9 @@ class NameServerClient:
                 try:
                     return getattr(proxy, method)(*args, **kwargs)
                 except Pyro5.errors.NamingError as exc:
-                    if "already served" in str(exc):
-                        raise NameConflict(str(exc)) from None
+                    served_uri = getattr(exc, "served_uri", None)  # the name server's NameAlreadyServed
+                    if served_uri:
+                        raise NameConflict(str(args[0]), served_uri, getattr(exc, "served_class", "")) from None
                     raise NameNotFound(_naming_message(exc, args)) from None
                 except Pyro5.errors.SecurityError as exc:
                     raise AccessDenied(f"the name server at {self.address} refused: {exc}") from None

@@ -6,22 +6,29 @@
         f = echo.slow.future(0.5)          # concurrent.futures.Future
         await echo.slow.aio(0.5)           # asyncio
         echo.slow.options(timeout=2)(1)    # per-call options
+        describe(echo), ping(echo)         # lonja's own operations are functions, not proxy methods
 
-Underneath, each call borrows a Pyro5 connection from a small pool per instance, so one proxy serves
-many threads (plain Pyro5 pins a proxy to the thread that made it). A name resolves to every serving
-instance (see `resolver`); calls go round them and move away from one that fails, and a service
-restarted on a new port is found again through the name server.
+Every public name on a proxy belongs to the service, so a service may well have a method called `ping`
+or `close`. lonja's own operations on a proxy are the functions at the end of this module: `describe`,
+`ping`, `uri`, `instances`, `batch` and `close`.
+
+The work is done by the `ServiceClient` behind each proxy: each call borrows a Pyro5 connection from a
+small pool per instance, so one proxy serves many threads (plain Pyro5 pins a proxy to the thread that
+made it). A name resolves to every serving instance (see `resolver`); a call goes to the least busy
+instance that has not gone silent (see `health`) and moves away from one that fails, and a service
+restarted on a new port is found again through the name server. Calls have a deadline
+(`client.timeout`, 30 s by default), so none waits forever unless asked to.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import select
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
@@ -33,25 +40,41 @@ from Pyro5.core import DAEMON_NAME, URI
 from lonja.config import current_settings, import_pyro
 from lonja.config.auth import client_token
 
-from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameServerUnreachable,
-                     OutcomeUnknown, SerializationError, ServiceUnreachable, remote_error_from)
-from .batch import Batch
+from .batching import Batch
 from .dispatch import Dispatcher
+from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameServerUnreachable,
+                     OutcomeUnknown, SerializationError, ServiceUnreachable, UsageError, remote_error_from)
 from .executor import shared_executor
+from .health import shared_health
 from .naming import tls_failure, tls_message
 from .resolver import Resolver
 from .stream import RemoteStream
 
 import_pyro()  # lonja's serializer variants
 
+_KEEP: Any = object()  # an option left out of `.options(...)`: None there means "no limit"
+
 
 @dataclass(frozen=True)
 class CallOptions:
-    """How one call is made: its timeout (seconds, None = none) and retries before the request is sent."""
+    """How one call is made: seconds it may take in all, retries included (None = no limit), retries
+    of failures before the request was sent, and seconds to reach an instance."""
 
     timeout: float | None = None
     retries: int = 3
     connect_timeout: float = 2.0
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a service tells a client when it connects: its names, and how each method may be called."""
+
+    methods: frozenset[str]
+    attrs: frozenset[str]
+    oneway: frozenset[str]
+    idempotent: frozenset[str]
+    generators: frozenset[str]
+    batchable: bool  # a lonja host, which takes batch requests
 
 
 class _NotSent(Exception):
@@ -65,225 +88,240 @@ class _Connection(Proxy):
         object.__setattr__(self, "_lonja_hello", response if isinstance(response, dict) else {})
 
 
-class ServiceProxy:
-    """A thread-safe proxy for one remote object, found by name (through the name server) or by URI."""
+class ServiceClient:
+    """What stands behind a ServiceProxy: finds the instances, pools connections, makes the calls.
+
+    Kept apart from the proxy so that the proxy's attribute namespace is entirely the service's; this is
+    the interface `Batch`, `Dispatcher` and `RemoteStream` use.
+    """
 
     def __init__(self, target: str, *, ns: str | None = None, timeout: float | None = None,
                  retries: int | None = None, serializer: str | None = None) -> None:
         settings = current_settings()
-        self._target = target
+        self.target = target
         self._by_name = not target.startswith(("PYRO:", "PYRONAME:", "PYROMETA:"))
         if target.startswith("PYRONAME:"):
             name, _, location = target[len("PYRONAME:"):].partition("@")
-            self._target, self._by_name, ns = name, True, ns or location or None
+            self.target, self._by_name, ns = name, True, ns or location or None
         self._ns_address = ns or settings.ns_address
         self._serializer = serializer or settings["client.serializer"]
         self._token = client_token(settings)
-        self._options = CallOptions(
-            timeout=timeout if timeout is not None else (settings["client.timeout"] or None),
+        self.options = CallOptions(
+            timeout=no_limit_as_none(settings["client.timeout"] if timeout is None else timeout),
             retries=settings["client.retries"] if retries is None else retries,
             connect_timeout=settings["client.connect_timeout"] or 2.0)
         self._pool_size = settings["client.pool_size"]
-        self._resolver = Resolver.for_address(self._ns_address, self._options.connect_timeout) \
+        self._resolver = Resolver.for_address(self._ns_address, self.options.connect_timeout) \
             if self._by_name else None
+        self._health = shared_health()
         self._idle: dict[str, list[Proxy]] = {}
         self._bad: dict[str, float] = {}
-        self._turn = itertools.count()
         self._lock = threading.Lock()
         self._uri: str | None = None if self._by_name else target
-        self._meta: dict[str, Any] | None = None
+        self._meta: Metadata | None = None
         self._dispatch: Dispatcher | None = None
         self._closed = False
 
-    # -- the Python surface -------------------------------------------------------------------------
+    # -- what proxies, batches, streams and the dispatcher use ------------------------------------------
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        meta = self._metadata()
-        if name in meta["attrs"]:
-            return self._call("__getattr__", (name,), {}, self._options)
-        if name in meta["methods"]:
-            return RemoteMethod(self, name, self._options)
-        raise AttributeError(f"{self._target} has no remote method or attribute {name!r}; "
-                             f"it has: {', '.join(sorted(meta['methods'] | meta['attrs']))}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_"):
-            object.__setattr__(self, name, value)
-        elif name in self._metadata()["attrs"]:
-            self._call("__setattr__", (name, value), {}, self._options)
-        else:
-            raise AttributeError(f"{self._target} has no remote attribute {name!r}")
-
-    def __dir__(self) -> list[str]:
-        meta = self._metadata()
-        return sorted(set(super().__dir__()) | meta["methods"] | meta["attrs"])
-
-    def __repr__(self) -> str:
-        return f"<lonja proxy {self._target!r} at {self._uri or 'unresolved'}>"
-
-    def __enter__(self) -> "ServiceProxy":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close every pooled connection. The proxy reconnects if it is used again."""
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for pool in idle.values():
-            for proxy in pool:
-                release(proxy)
+    @property
+    def last_uri(self) -> str | None:
+        """The instance called last, without resolving anything (None before the first call)."""
+        return self._uri
 
     @property
     def uri(self) -> str:
-        """The PYRO: URI of the instance this proxy called last (resolving the name if needed)."""
+        """The PYRO: URI of the instance called last (picking one if there was no call yet)."""
         if self._uri is None:
             self._uri = self._pick()
         return self._uri
 
     @property
+    def known_metadata(self) -> Metadata | None:
+        """The service's metadata if a connection brought it already; never contacts anything."""
+        return self._meta
+
+    def metadata(self) -> Metadata:
+        """The service's metadata, connecting to an instance on first use."""
+        if self._meta is None:
+            self._retrying(lambda deadline: self.give_back(self._connect_any(deadline)), None, self.options)
+        assert self._meta is not None
+        return self._meta
+
+    def is_idempotent(self, method: str) -> bool:
+        return self._meta is not None and method in self._meta.idempotent
+
     def instances(self) -> list[str]:
-        """The URIs of every serving instance behind this proxy's name."""
-        return list(self._instances())
+        """The URIs of every serving instance behind the name (or the one URI connected to)."""
+        return list(self._resolver.instances(self.target) if self._resolver else [self.target])
 
-    def batch(self, oneway: bool = False) -> "Batch":
-        """Record calls and send them in one request: `with p.batch() as b: b.m(1)`, then `b.results()`."""
-        return Batch(self, oneway)
-
-    def describe(self) -> dict[str, Any]:
-        """Methods with signatures and docs, attributes and oneway flags (asks the hosting daemon)."""
-        uri = URI(self.uri)
-        daemon = _Connection(f"PYRO:{DAEMON_NAME}@{uri.location}")
-        daemon._pyroHandshake = {"lonja": 1, "token": self._token}
-        daemon._pyroSerializer = self._serializer
-        daemon._pyroTimeout = self._options.connect_timeout
-        try:
-            with daemon:
-                return daemon.describe(uri.object)
-        except Pyro5.errors.CommunicationError as exc:
-            raise self._connection_error(exc) from None
-
-    def ping(self) -> float:
-        """Round-trip time of an empty request to the service, in seconds."""
-        start = time.perf_counter()
-        proxy = self._acquire_or_raise()
-        try:
-            proxy._pyroInvoke("ping", (), {}, objectId=DAEMON_NAME)
-        except Pyro5.errors.CommunicationError as exc:
-            release(proxy)
-            raise ServiceUnreachable(self._unreachable_message(exc)) from None
-        self._give_back(proxy)
-        return time.perf_counter() - start
-
-    # -- calls --------------------------------------------------------------------------------------
-
-    def _call(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int = 0) -> Any:
+    def call(self, method: str, args: tuple, kwargs: dict, options: CallOptions | None = None,
+             flags: int = 0) -> Any:
         """Make one call; retry failures that happened before the request was sent."""
-        return self._retrying(lambda: self._call_once(method, args, kwargs, options, flags), method, options)
+        options = options or self.options
+        return self._retrying(lambda deadline: self._call_once(method, args, kwargs, options, flags, deadline),
+                              method, options)
 
-    def _retrying(self, attempt_once: Callable[[], Any], method: str | None, options: CallOptions) -> Any:
-        """Run `attempt_once`, again after a backoff if it failed before sending (or sent an idempotent call)."""
-        attempt = 0
-        while True:
-            try:
-                return attempt_once()
-            except _NotSent as not_sent:
-                cause = not_sent.__cause__
-                if attempt >= options.retries or isinstance(cause, (NameServerUnreachable, AccessDenied)):
-                    if isinstance(cause, LonjaError):
-                        raise cause from None
-                    raise ServiceUnreachable(self._unreachable_message(cause)) from None
-            except OutcomeUnknown:
-                if attempt >= options.retries or method is None or not self._is_idempotent(method):
-                    raise
-            attempt += 1
-            if not self._alternatives():
-                time.sleep(_backoff(attempt))
-
-    def _call_once(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int) -> Any:
-        proxy = self._acquire_before_send(options)
-        uri = proxy._lonja_uri
-        proxy._pyroTimeout = options.timeout
-        try:
-            result = proxy._pyroInvoke(method, args, kwargs, flags=flags)
-        except Pyro5.errors.SerializeError as exc:
-            if getattr(exc, "_pyroTraceback", None):  # the service could not serialize its answer
-                self._give_back(proxy)
-                raise remote_error_from(exc) from None
-            self._give_back(proxy)
-            raise SerializationError(f"cannot send the arguments of {method}() with the {self._serializer} "
-                                     f"serializer: {exc} (see README: what each serializer keeps)") from None
-        except Pyro5.errors.TimeoutError:
-            release(proxy)
-            self._mark_bad(uri, 0.0)
-            raise CallTimeout(f"{self._target}.{method} did not answer within {options.timeout} s; "
-                              f"it may still be running (raise the timeout with --timeout)") from None
-        except Pyro5.errors.CommunicationError as exc:
-            if isinstance(exc, Pyro5.errors.ProtocolError) and str(exc).startswith("message too large"):
-                # the service's answer (the request was read to its end), or Pyro5's own check
-                self._give_back(proxy)
-                raise MessageTooLarge(str(exc)) from None
-            release(proxy)
-            self._mark_bad(uri)
-            if _before_send(exc):
-                raise _NotSent() from exc
-            raise OutcomeUnknown(f"the connection to {self._target} failed during {method}(): the call may or "
-                                 f"may not have run ({exc})") from None
-        except Pyro5.errors.PyroError as exc:
-            if isinstance(exc, Pyro5.errors.DaemonError) and "unknown object" in str(exc):
-                release(proxy)
-                self._mark_bad(uri)
-                raise _NotSent() from ServiceUnreachable(
-                    f"{self._target} is no longer hosted at {uri}: the service stopped")
-            self._give_back(proxy)
-            raise remote_error_from(exc) from None
-        except LonjaError:
-            self._give_back(proxy)
-            raise
-        except Exception as exc:
-            self._give_back(proxy)
-            raise remote_error_from(exc) from None
-        if isinstance(result, Iterator) and type(result).__name__ == "_StreamResultIterator":
-            return RemoteStream(self, proxy, result)
-        self._give_back(proxy)
-        return result
-
-    def _is_idempotent(self, method: str) -> bool:
-        return self._meta is not None and method in self._meta["idempotent"]
-
-    # -- instances and connections ------------------------------------------------------------------
-
-    def _instances(self) -> list[str]:
-        return self._resolver.instances(self._target) if self._resolver else [self._target]
-
-    def _pick(self) -> str:
-        """The next instance to call, round robin over those that haven't failed in the last moments."""
-        uris = self._instances()
-        if len(uris) == 1 and not self._bad:
-            return uris[0]
-        now = time.monotonic()
-        good = [uri for uri in uris if self._bad.get(uri, 0.0) <= now]
-        if not good and self._resolver:
-            self._resolver.forget(self._target)
-            uris = self._instances()
-            good = [uri for uri in uris if self._bad.get(uri, 0.0) <= now]
-        candidates = good or uris
-        return candidates[next(self._turn) % len(candidates)]
-
-    def _dispatcher(self) -> Dispatcher:
+    def dispatcher(self) -> Dispatcher:
+        """The queue and workers behind this client's `future()` and `aio()` calls."""
         with self._lock:
             if self._dispatch is None:
                 self._dispatch = Dispatcher(self, workers=self._pool_size)
             return self._dispatch
 
+    def give_back(self, connection: Proxy) -> None:
+        """Return a connection whose call ended cleanly to its instance's pool (or close it)."""
+        with self._lock:
+            pool = None if self._closed else self._idle.setdefault(connection._lonja_uri, [])
+            if pool is not None and len(pool) < self._pool_size and connection._pyroConnection is not None:
+                pool.append(connection)
+                return
+        release(connection)
+
+    def describe(self) -> dict[str, Any]:
+        """Methods with signatures and docs, attributes and oneway flags (asks the hosting daemon)."""
+        return self._retrying(self._describe_once, None, self.options)
+
+    def ping(self) -> float:
+        """Round-trip time of an empty request to the service's host, in seconds."""
+        start = time.perf_counter()
+        connection = self._retrying(self._connect_any, None, self.options)
+        connection._pyroTimeout = self.options.connect_timeout
+        try:
+            connection._pyroInvoke("ping", (), {}, objectId=DAEMON_NAME)
+        except Pyro5.errors.CommunicationError as exc:
+            release(connection)
+            raise ServiceUnreachable(self._unreachable_message(exc)) from None
+        self.give_back(connection)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        """Close every pooled connection; later calls raise UsageError."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for pool in idle.values():
+            for connection in pool:
+                release(connection)
+
+    # -- calls --------------------------------------------------------------------------------------
+
+    def _retrying(self, attempt_once: Callable[[float | None], Any], method: str | None,
+                  options: CallOptions) -> Any:
+        """Run `attempt_once(deadline)`, again after a backoff if it failed before sending (or sent an
+        idempotent call), until the retries or the call's time run out."""
+        self._check_open()
+        deadline = None if options.timeout is None else time.monotonic() + options.timeout
+        attempt = 0
+        while True:
+            try:
+                return attempt_once(deadline)
+            except _NotSent as not_sent:
+                cause = not_sent.__cause__
+                if attempt >= options.retries or _expired(deadline) or \
+                        isinstance(cause, (NameServerUnreachable, AccessDenied, UsageError)):
+                    if isinstance(cause, LonjaError):
+                        raise cause from None
+                    raise ServiceUnreachable(self._unreachable_message(cause)) from None
+            except OutcomeUnknown:
+                if attempt >= options.retries or _expired(deadline) or method is None \
+                        or not self.is_idempotent(method):
+                    raise
+            attempt += 1
+            if not self._alternatives():
+                time.sleep(_backoff(attempt, _seconds_left(deadline)))
+
+    def _call_once(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int,
+                   deadline: float | None) -> Any:
+        with _not_sent_yet():
+            uri = self._pick()
+        self._uri = uri
+        with self._health.calling(uri):
+            with _not_sent_yet():
+                connection = self._acquire(uri, _connect_timeout(options, deadline))
+            return self._invoke(connection, uri, method, args, kwargs, options, flags, deadline)
+
+    def _invoke(self, connection: Proxy, uri: str, method: str, args: tuple, kwargs: dict,
+                options: CallOptions, flags: int, deadline: float | None) -> Any:
+        """Send one request on `connection` and turn whatever comes back into a result or a lonja error."""
+        left = _seconds_left(deadline)
+        connection._pyroTimeout = None if left is None else max(left, 0.001)
+        try:
+            result = connection._pyroInvoke(method, args, kwargs, flags=flags)
+        except Pyro5.errors.SerializeError as exc:
+            self.give_back(connection)
+            if getattr(exc, "_pyroTraceback", None):  # the service could not serialize its answer
+                self._health.answered(uri)
+                raise remote_error_from(exc) from None
+            raise SerializationError(f"cannot send the arguments of {method}() with the {self._serializer} "
+                                     f"serializer: {exc} (see README: what each serializer keeps)") from None
+        except Pyro5.errors.TimeoutError:
+            release(connection)
+            self._health.timed_out(uri)
+            self._mark_bad(uri, 0.0)
+            raise CallTimeout(f"{self.target}.{method} did not answer within {options.timeout} s; "
+                              f"it may still be running (raise the timeout with --timeout)") from None
+        except Pyro5.errors.CommunicationError as exc:
+            if isinstance(exc, Pyro5.errors.ProtocolError) and str(exc).startswith("message too large"):
+                # the service's answer (the request was read to its end), or Pyro5's own check
+                self.give_back(connection)
+                raise MessageTooLarge(str(exc)) from None
+            release(connection)
+            self._mark_bad(uri)
+            if _before_send(exc):
+                raise _NotSent() from exc
+            raise OutcomeUnknown(f"the connection to {self.target} failed during {method}(): the call may or "
+                                 f"may not have run ({exc})") from None
+        except Pyro5.errors.PyroError as exc:
+            if isinstance(exc, Pyro5.errors.DaemonError) and "unknown object" in str(exc):
+                release(connection)
+                self._mark_bad(uri)
+                raise _NotSent() from ServiceUnreachable(
+                    f"{self.target} is no longer hosted at {uri}: the service stopped")
+            self._health.answered(uri)
+            self.give_back(connection)
+            raise remote_error_from(exc) from None
+        except LonjaError:
+            self.give_back(connection)
+            raise
+        except Exception as exc:
+            self._health.answered(uri)
+            self.give_back(connection)
+            raise remote_error_from(exc) from None
+        self._health.answered(uri)
+        if isinstance(result, Iterator) and type(result).__name__ == "_StreamResultIterator":
+            connection._pyroTimeout = options.timeout  # each item may take as long as a call
+            return RemoteStream(self, connection, result)
+        self.give_back(connection)
+        return result
+
+    # -- instances and connections ------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError(f"this proxy for {self.target!r} is closed (by close(proxy) or the end of its "
+                             f"`with` block): connect() again for a new one")
+
+    def _pick(self) -> str:
+        """The instance for the next call: of those that haven't failed in the last moments, the one
+        `health` prefers (the least busy, skipping any that went silent)."""
+        uris = self.instances()
+        if len(uris) == 1 and not self._bad:
+            return uris[0]
+        now = time.monotonic()
+        good = [uri for uri in uris if self._bad.get(uri, 0.0) <= now]
+        if not good and self._resolver:
+            self._resolver.forget(self.target)
+            uris = self.instances()
+            good = [uri for uri in uris if self._bad.get(uri, 0.0) <= now]
+        return self._health.choose(good or uris, self._probe)
+
     def _alternatives(self) -> bool:
-        """True if another instance that hasn't failed lately could take the next attempt."""
+        """True if an instance that hasn't failed lately and isn't suspect could take the next attempt."""
         now = time.monotonic()
         try:
-            return any(self._bad.get(uri, 0.0) <= now for uri in self._instances())
+            return any(self._bad.get(uri, 0.0) <= now and not self._health.suspect(uri)
+                       for uri in self.instances())
         except LonjaError:
             return False
 
@@ -295,77 +333,91 @@ class ServiceProxy:
             self._bad[uri] = now + seconds
         with self._lock:
             idle = self._idle.pop(uri, [])
-        for proxy in idle:
-            release(proxy)
+        for connection in idle:
+            release(connection)
         if self._resolver:
-            self._resolver.forget(self._target)
+            self._resolver.forget(self.target)
 
-    def _acquire(self, options: CallOptions) -> Proxy:
-        """An idle pooled connection to the next instance whose peer is still there, or a new one."""
-        if self._closed:
-            raise LonjaError("this proxy is closed")
-        uri = self._pick()
-        self._uri = uri
+    def _describe_once(self, deadline: float | None) -> dict[str, Any]:
+        """Ask the daemon hosting the next instance to describe it (read-only: safe to ask again)."""
+        with _not_sent_yet():
+            uri = self._pick()
+            self._uri = uri
+            try:
+                with self._daemon(uri, _connect_timeout(self.options, deadline)) as daemon:
+                    return daemon.describe(URI(uri).object)
+            except Pyro5.errors.CommunicationError as exc:
+                self._connect_failed(uri, exc)
+                raise
+
+    def _connect_any(self, deadline: float | None) -> Proxy:
+        """A connection to the next instance; any failure counts as one before a request was sent."""
+        with _not_sent_yet():
+            uri = self._pick()
+            self._uri = uri
+            return self._acquire(uri, _connect_timeout(self.options, deadline))
+
+    def _acquire(self, uri: str, connect_timeout: float) -> Proxy:
+        """An idle pooled connection to `uri` whose peer is still there, or a new one."""
+        self._check_open()
         while True:
             with self._lock:
                 pool = self._idle.get(uri)
-                proxy = pool.pop() if pool else None
-            if proxy is None:
+                connection = pool.pop() if pool else None
+            if connection is None:
                 break
-            proxy._pyroClaimOwnership()
-            if _still_open(proxy):
-                return proxy
-            release(proxy)
-        proxy = _Connection(uri)
-        object.__setattr__(proxy, "_lonja_uri", uri)
-        proxy._pyroSerializer = self._serializer
-        proxy._pyroTimeout = options.connect_timeout
-        proxy._pyroHandshake = {"lonja": 1, "object": URI(uri).object, "token": self._token}
+            connection._pyroClaimOwnership()
+            if _still_open(connection):
+                return connection
+            release(connection)
+        connection = _Connection(uri)
+        object.__setattr__(connection, "_lonja_uri", uri)
+        connection._pyroSerializer = self._serializer
+        connection._pyroTimeout = connect_timeout
+        connection._pyroHandshake = {"lonja": 1, "object": URI(uri).object, "token": self._token}
         try:
-            proxy._pyroBind()
+            connection._pyroBind()
         except Pyro5.errors.CommunicationError as exc:
-            error = self._connection_error(exc)
-            if isinstance(error, AccessDenied):
-                raise error from None
-            self._mark_bad(uri)
+            self._connect_failed(uri, exc)
             raise
+        self._health.answered(uri)
         if self._meta is None:
-            hello = getattr(proxy, "_lonja_hello", {})
-            self._meta = {"methods": frozenset(proxy._pyroMethods), "attrs": frozenset(proxy._pyroAttrs),
-                          "oneway": frozenset(proxy._pyroOneway),
-                          "idempotent": frozenset(hello.get("idempotent", ())),
-                          "generators": frozenset(hello.get("generators", ())),
-                          "batchable": bool(hello.get("lonja"))}
-        return proxy
+            hello = getattr(connection, "_lonja_hello", {})
+            self._meta = Metadata(methods=frozenset(connection._pyroMethods),
+                                  attrs=frozenset(connection._pyroAttrs),
+                                  oneway=frozenset(connection._pyroOneway),
+                                  idempotent=frozenset(hello.get("idempotent", ())),
+                                  generators=frozenset(hello.get("generators", ())),
+                                  batchable=bool(hello.get("lonja")))
+        return connection
 
-    def _give_back(self, proxy: Proxy) -> None:
-        with self._lock:
-            pool = self._idle.setdefault(proxy._lonja_uri, [])
-            if len(pool) < self._pool_size and proxy._pyroConnection is not None:
-                pool.append(proxy)
-                return
-        release(proxy)
+    def _connect_failed(self, uri: str, exc: Pyro5.errors.CommunicationError) -> None:
+        """Raise AccessDenied if `uri` refused us; otherwise skip it for a while (longer if it timed out)."""
+        error = self._connection_error(exc)
+        if isinstance(error, AccessDenied):
+            raise error from None
+        if _timed_out(exc):
+            self._health.timed_out(uri)
+        self._mark_bad(uri)
 
-    def _metadata(self) -> dict[str, frozenset[str]]:
-        if self._meta is None:
-            self._retrying(lambda: self._give_back(self._acquire_before_send(self._options)), None, self._options)
-        return self._meta
+    def _daemon(self, uri: str, timeout: float | None = None) -> Proxy:
+        """A new connection to the daemon hosting `uri` (for describe and health pings)."""
+        daemon = _Connection(f"PYRO:{DAEMON_NAME}@{URI(uri).location}")
+        daemon._pyroHandshake = {"lonja": 1, "token": self._token}
+        daemon._pyroSerializer = self._serializer
+        daemon._pyroTimeout = timeout or self.options.connect_timeout
+        return daemon
 
-    def _acquire_before_send(self, options: CallOptions) -> Proxy:
-        """`_acquire`, with every failure marked as one that happened before anything was sent."""
-        try:
-            return self._acquire(options)
-        except (LonjaError, Pyro5.errors.CommunicationError) as exc:
-            raise _NotSent() from exc
-
-    def _acquire_or_raise(self) -> Proxy:
-        return self._retrying(lambda: self._acquire_before_send(self._options), None, self._options)
+    def _probe(self, uri: str) -> None:
+        """Raise unless the host of `uri` answers a ping within the connect timeout (health checks)."""
+        with self._daemon(uri) as daemon:
+            daemon.ping()
 
     def _connection_error(self, exc: BaseException) -> LonjaError:
         """AccessDenied when the service refused our token or TLS identity, ServiceUnreachable otherwise."""
         text = str(exc)
         if tls_failure(text):
-            return AccessDenied(tls_message(f"service {self._target!r} at {self._uri}", text))
+            return AccessDenied(tls_message(f"service {self.target!r} at {self._uri}", text))
         if "rejected" in text and "token" in text:
             return AccessDenied(self._unreachable_message(exc))
         return ServiceUnreachable(self._unreachable_message(exc))
@@ -374,53 +426,102 @@ class ServiceProxy:
         where = f" at {self._uri}" if self._uri else ""
         text = str(exc)
         if "rejected" in text:
-            return f"service {self._target!r}{where} refused the connection: {text.split('rejected:', 1)[-1].strip()}"
-        return (f"service {self._target!r}{where} does not answer ({exc}): is it running? "
+            return f"service {self.target!r}{where} refused the connection: {text.split('rejected:', 1)[-1].strip()}"
+        return (f"service {self.target!r}{where} does not answer ({exc}): is it running? "
                 f"Check with `lonja ls` and start it with `lonja serve`")
+
+
+class ServiceProxy:
+    """A thread-safe proxy for one remote object, found by name (through the name server) or by URI.
+
+    Every public attribute is the service's: `proxy.NAME` is its remote method or attribute NAME, even
+    `ping` or `close`. lonja's own operations take the proxy as an argument: `describe(proxy)`,
+    `ping(proxy)`, `uri(proxy)`, `instances(proxy)`, `batch(proxy)`, `close(proxy)`.
+    """
+
+    def __init__(self, target: str, *, ns: str | None = None, timeout: float | None = None,
+                 retries: int | None = None, serializer: str | None = None) -> None:
+        client = ServiceClient(target, ns=ns, timeout=timeout, retries=retries, serializer=serializer)
+        object.__setattr__(self, "_client", client)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        client = self._client
+        meta = client.metadata()
+        if name in meta.attrs:
+            return client.call("__getattr__", (name,), {})
+        if name in meta.methods:
+            return RemoteMethod(client, name, client.options)
+        raise AttributeError(f"{client.target} has no remote method or attribute {name!r}; "
+                             f"it has: {', '.join(sorted(meta.methods | meta.attrs))}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        client = self._client
+        if name.startswith("_") or name not in client.metadata().attrs:
+            raise AttributeError(f"{client.target} has no remote attribute {name!r}")
+        client.call("__setattr__", (name, value), {})
+
+    def __dir__(self) -> list[str]:
+        meta = self._client.metadata()
+        return sorted(set(object.__dir__(self)) | meta.methods | meta.attrs)
+
+    def __repr__(self) -> str:
+        client = self._client
+        return f"<lonja proxy {client.target!r} at {client.last_uri or 'unresolved'}>"
+
+    def __enter__(self) -> "ServiceProxy":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._client.close()
 
 
 class RemoteMethod:
     """A remote method: call it, or use `.oneway`, `.future`, `.aio` or `.options(...)`."""
 
-    def __init__(self, proxy: ServiceProxy, name: str, options: CallOptions) -> None:
-        self._proxy = proxy
+    def __init__(self, client: ServiceClient, name: str, options: CallOptions) -> None:
+        self._client = client
         self._name = name
         self._options = options
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        flags = protocol.FLAGS_ONEWAY if self._name in self._proxy._metadata()["oneway"] else 0
-        return self._proxy._call(self._name, args, kwargs, self._options, flags)
+        flags = protocol.FLAGS_ONEWAY if self._name in self._client.metadata().oneway else 0
+        return self._client.call(self._name, args, kwargs, self._options, flags)
 
     def oneway(self, *args: Any, **kwargs: Any) -> None:
         """Send the call and return at once; the service logs and counts its errors."""
-        self._proxy._call(self._name, args, kwargs, self._options, protocol.FLAGS_ONEWAY)
+        self._client.call(self._name, args, kwargs, self._options, protocol.FLAGS_ONEWAY)
 
     def future(self, *args: Any, **kwargs: Any) -> Future:
         """Run the call in the background; returns a concurrent.futures.Future.
 
         Many futures issued together share batch requests (see `dispatch`); each call runs once.
         """
-        meta = self._proxy._metadata()
-        flags = protocol.FLAGS_ONEWAY if self._name in meta["oneway"] else 0
-        return self._proxy._dispatcher().submit(self._name, args, kwargs, self._options, flags)
+        flags = protocol.FLAGS_ONEWAY if self._name in self._client.metadata().oneway else 0
+        return self._client.dispatcher().submit(self._name, args, kwargs, self._options, flags)
 
     async def aio(self, *args: Any, **kwargs: Any) -> Any:
         """Await the call without blocking the event loop."""
-        if self._proxy._meta is None:  # the first contact blocks: not on the event loop's thread
-            await asyncio.get_running_loop().run_in_executor(shared_executor(), self._proxy._metadata)
+        if self._client.known_metadata is None:  # the first contact blocks: not on the event loop's thread
+            await asyncio.get_running_loop().run_in_executor(shared_executor(), self._client.metadata)
         return await asyncio.wrap_future(self.future(*args, **kwargs))
 
-    def options(self, *, timeout: float | None = None, retries: int | None = None) -> "RemoteMethod":
-        """The same method with other call options: `p.m.options(timeout=2, retries=3)(...)`."""
+    def options(self, *, timeout: float | None = _KEEP, retries: int | None = None) -> "RemoteMethod":
+        """The same method with other call options: `p.m.options(timeout=2, retries=3)(...)`.
+
+        `timeout` is seconds for the whole call, retries included; None (or 0) means no limit.
+        Left out, an option keeps the proxy's value.
+        """
         changes: dict[str, Any] = {}
-        if timeout is not None:
-            changes["timeout"] = timeout or None
+        if timeout is not _KEEP:
+            changes["timeout"] = no_limit_as_none(timeout)
         if retries is not None:
             changes["retries"] = retries
-        return RemoteMethod(self._proxy, self._name, replace(self._options, **changes))
+        return RemoteMethod(self._client, self._name, replace(self._options, **changes))
 
     def __repr__(self) -> str:
-        return f"<remote method {self._proxy._target}.{self._name}>"
+        return f"<remote method {self._client.target}.{self._name}>"
 
 
 def connect(target: str, *, ns: str | None = None, timeout: float | None = None, retries: int | None = None,
@@ -428,13 +529,63 @@ def connect(target: str, *, ns: str | None = None, timeout: float | None = None,
     """A proxy for the service registered as `target` (or a PYRO:/PYRONAME: URI).
 
     `ns` is the name server as "host:port" (default: settings, LONJA_NS, else 127.0.0.1:9090);
-    `timeout` is the default per-call timeout in seconds; `retries` how often a call that failed before
-    it was sent is tried again (default: client.retries); `serializer` one of msgpack, serpent, json,
-    marshal. Nothing is contacted until the first call.
+    `timeout` is the seconds each call may take, retries included (default: client.timeout, 30; 0 = no
+    limit); `retries` how often a call that failed before it was sent is tried again (default:
+    client.retries); `serializer` one of msgpack, serpent, json, marshal. Nothing is contacted until the
+    first call.
     """
     if not isinstance(target, str) or not target.strip():
         raise ValueError("connect() needs a service name or URI, e.g. connect('echo')")
     return ServiceProxy(target.strip(), ns=ns, timeout=timeout, retries=retries, serializer=serializer)
+
+
+# -- lonja's own operations on a proxy ----------------------------------------------------------------
+
+def describe(proxy: ServiceProxy) -> dict[str, Any]:
+    """The service's methods with signatures and docs, its attributes and oneway flags (asks its host)."""
+    return _client_of(proxy).describe()
+
+
+def ping(proxy: ServiceProxy) -> float:
+    """Round-trip time of an empty request to the service's host, in seconds."""
+    return _client_of(proxy).ping()
+
+
+def uri(proxy: ServiceProxy) -> str:
+    """The PYRO: URI of the instance the proxy called last (resolving the name if there was no call)."""
+    return _client_of(proxy).uri
+
+
+def instances(proxy: ServiceProxy) -> list[str]:
+    """The URIs of every serving instance behind the proxy's name."""
+    return _client_of(proxy).instances()
+
+
+def batch(proxy: ServiceProxy, oneway: bool = False) -> Batch:
+    """Record calls and send them in one request: `with batch(p) as b: b.m(1)`, then `b.results()`."""
+    return Batch(_client_of(proxy), oneway)
+
+
+def close(proxy: ServiceProxy) -> None:
+    """Close the proxy's connections; calls on it afterwards raise UsageError (`with` does this)."""
+    _client_of(proxy).close()
+
+
+def _client_of(proxy: ServiceProxy) -> ServiceClient:
+    if not isinstance(proxy, ServiceProxy):
+        raise TypeError(f"expected a proxy from connect(), got {type(proxy).__name__}")
+    return proxy._client
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+def no_limit_as_none(seconds: float | None) -> float | None:
+    """A timeout as lonja keeps it: seconds, or None for no limit (given as None or 0, as in Pyro5)."""
+    if seconds is None or seconds == 0:
+        return None
+    if seconds < 0:
+        raise ValueError(f"a timeout must be positive, or 0/None for no limit; got {seconds}")
+    return float(seconds)
 
 
 def release(proxy: Proxy) -> None:
@@ -444,6 +595,34 @@ def release(proxy: Proxy) -> None:
         proxy._pyroRelease()
     except Exception:
         pass
+
+
+@contextmanager
+def _not_sent_yet() -> Iterator[None]:
+    """Mark every failure in the block as one that happened before the request was sent."""
+    try:
+        yield
+    except (LonjaError, Pyro5.errors.CommunicationError) as exc:
+        raise _NotSent() from exc
+
+
+def _seconds_left(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _expired(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _connect_timeout(options: CallOptions, deadline: float | None) -> float:
+    """Seconds to reach an instance: the connect timeout, or less if the call's time is nearly up."""
+    left = _seconds_left(deadline)
+    return options.connect_timeout if left is None else max(0.001, min(options.connect_timeout, left))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """True if a connection attempt failed because the peer did not answer in time (not a refusal)."""
+    return isinstance(exc, Pyro5.errors.TimeoutError) or isinstance(exc.__cause__, TimeoutError)
 
 
 def _still_open(proxy: Proxy) -> bool:
@@ -463,6 +642,8 @@ def _before_send(exc: Exception) -> bool:
     return text.startswith(("cannot connect", "connection to")) or "rejected" in text
 
 
-def _backoff(attempt: int, base: float = 0.05, cap: float = 1.0) -> float:
-    """Exponential backoff with full jitter: a random wait up to base * 2^attempt, at most `cap`."""
-    return random.uniform(0.5, 1.0) * min(cap, base * (2 ** attempt))
+def _backoff(attempt: int, at_most: float | None = None, base: float = 0.05, cap: float = 1.0) -> float:
+    """Exponential backoff with full jitter: a random wait up to base * 2^attempt, at most `cap` (and
+    at most `at_most`, the time the call has left)."""
+    wait = random.uniform(0.5, 1.0) * min(cap, base * (2 ** attempt))
+    return wait if at_most is None else max(0.0, min(wait, at_most))

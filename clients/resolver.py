@@ -2,9 +2,10 @@
 
 One `Resolver` per name server address holds a connection to it, the serving instances of each name
 asked for so far, and a background thread that follows the change log (`lonja_changes`): when an
-instance is added, removed or changes status, the cached entry for its name is dropped, so no call goes
-to an address the name server already knows is dead. A second proxy for a name costs no round trip.
-Against a plain Pyro5 name server (no change log) entries are kept for a few seconds only.
+instance is added, removed or changes status, the cached entry for its name is marked stale and asked
+for again, so no call goes to an address the name server already knows is dead (while the name server is
+away, the stale entry is used: services keep serving without it). A second proxy for a name costs no
+round trip. Against a plain Pyro5 name server (no change log) entries are kept for a few seconds only.
 """
 
 from __future__ import annotations
@@ -67,9 +68,12 @@ class Resolver:
         return uris
 
     def forget(self, name: str) -> None:
-        """Drop what is cached for `name` (a call found one of its instances dead)."""
+        """Mark what is cached for `name` stale (it changed, or a call found an instance dead): the next
+        lookup asks the name server, and uses the stale list only if the name server is away."""
         with self._lock:
-            self._cache.pop(name, None)
+            cached = self._cache.get(name)
+            if cached is not None:
+                self._cache[name] = (cached[0], -1.0)
 
     def _watching(self) -> bool:
         return self._watcher is not None and self._watcher.is_alive()

@@ -1,9 +1,10 @@
 """`lonja shell`: an interactive Python session with a proxy for every registered name.
 
 Each name becomes a variable (dots and dashes turned into underscores: `shop.orders` -> `shop_orders`),
-and `services` maps the real names to the same proxies. `connect` and `ns` (a NameServerClient) are there
-too. IPython is used when it is installed; otherwise Python's own console. Tab completion lists remote
-methods, since `dir()` of a lonja proxy includes them.
+and `services` maps the real names to the same proxies. `connect`, `ns` (a NameServerClient) and `clients`
+(the `lonja.clients` module, for `clients.describe(echo)` and the like) are there too. IPython is used
+when it is installed; otherwise Python's own console. Tab completion lists remote methods, since `dir()`
+of a lonja proxy includes them.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import keyword
 import re
 from typing import Any
 
+from lonja import clients
 from lonja.config import Settings
 
 from .naming import NameServerClient
-from .proxy import ServiceProxy, connect
+from .proxy import ServiceProxy, close, connect
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -30,12 +32,12 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def namespace(ns: NameServerClient, settings: Settings, prefix: str | None = None) -> dict[str, Any]:
-    """The variables of a shell: a proxy per registered name, plus `services`, `connect` and `ns`."""
+    """The variables of a shell: a proxy per registered name, plus `services`, `connect`, `ns`, `clients`."""
     services: dict[str, ServiceProxy] = {}
     for name in ns.list(prefix):
         if name != "Pyro.NameServer":
             services[name] = connect(name, ns=settings.ns_address)
-    variables: dict[str, Any] = {"services": services, "connect": connect, "ns": ns}
+    variables: dict[str, Any] = {"services": services, "connect": connect, "ns": ns, "clients": clients}
     for name, proxy in services.items():
         variable = re.sub(r"\W", "_", name)
         if variable.isidentifier() and not keyword.iskeyword(variable) and variable not in variables:
@@ -46,9 +48,11 @@ def namespace(ns: NameServerClient, settings: Settings, prefix: str | None = Non
 def run_shell(args: argparse.Namespace, settings: Settings) -> int:
     ns = NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"])
     variables = namespace(ns, settings, args.prefix)
-    names = ", ".join(sorted(k for k in variables if k not in ("services", "connect", "ns"))) or "(none)"
+    helpers = ("services", "connect", "ns", "clients")
+    names = ", ".join(sorted(k for k in variables if k not in helpers)) or "(none)"
     banner = (f"lonja shell on {ns.address}: proxies {names}\n"
-              f"also: services (name -> proxy), connect(name), ns. Try: echo.echo('hi'). Ctrl-D to leave.")
+              f"also: services (name -> proxy), connect(name), ns, clients (clients.describe(proxy), ...). "
+              f"Try: echo.echo('hi'). Ctrl-D to leave.")
     try:
         from IPython import start_ipython
     except ImportError:
@@ -57,6 +61,6 @@ def run_shell(args: argparse.Namespace, settings: Settings) -> int:
         print(banner)
         start_ipython(argv=[], user_ns=variables)
     for proxy in variables["services"].values():
-        proxy.close()
+        close(proxy)
     ns.close()
     return 0

@@ -13,7 +13,7 @@ from .errors import OutcomeUnknown, remote_error_from
 from .executor import shared_executor
 
 if TYPE_CHECKING:
-    from .proxy import ServiceProxy
+    from .proxy import ServiceClient
 
 _END = object()
 
@@ -21,7 +21,7 @@ _END = object()
 class RemoteStream:
     """The items of a remote generator, fetched as they are consumed (also `async for` them)."""
 
-    def __init__(self, owner: ServiceProxy, proxy: Proxy, stream: Iterator) -> None:
+    def __init__(self, owner: ServiceClient, proxy: Proxy, stream: Iterator) -> None:
         self._owner = owner
         self._proxy = proxy
         self._stream = stream
@@ -43,7 +43,7 @@ class RemoteStream:
             except Pyro5.errors.CommunicationError as exc:
                 self._proxy._pyroRelease()
                 self._proxy = None
-                raise OutcomeUnknown(f"the stream from {self._owner._target} broke off: {exc}") from None
+                raise OutcomeUnknown(f"the stream from {self._owner.target} broke off: {exc}") from None
             except Exception as exc:
                 self._finish()
                 raise remote_error_from(exc) from None
@@ -70,7 +70,7 @@ class RemoteStream:
     def _finish(self) -> None:
         proxy, self._proxy = self._proxy, None
         if proxy is not None:
-            self._owner._give_back(proxy)
+            self._owner.give_back(proxy)
 
     def __del__(self) -> None:
         try:

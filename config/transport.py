@@ -105,6 +105,7 @@ class GuardedServer(SocketServer_Multiplex):
         self._refusing = 0
         self._next_expiry = 0.0
         self._leader: int | None = None
+        self._owner: int | None = None  # the thread that called loop(): it returns only at shutdown
         self._threads = 0
         self._idle = 0
         self._busy_since: float | None = None
@@ -124,7 +125,7 @@ class GuardedServer(SocketServer_Multiplex):
         self._loop_condition = loopCondition
         with self._cond:
             self._threads += 1
-            self._leader = threading.get_ident()
+            self._leader = self._owner = threading.get_ident()
         if self.max_threads > 1:
             threading.Thread(target=self._watch, name="lonja-watchdog", daemon=True).start()
         self._serve()
@@ -158,8 +159,8 @@ class GuardedServer(SocketServer_Multiplex):
     def _follow(self, me: int) -> bool:
         """Wait until promoted; False if this thread is not needed any more."""
         with self._cond:
-            if self._idle >= 2 and self._leader is not None:
-                return False  # enough idle followers already: let this thread end
+            if self._idle >= 2 and self._leader is not None and me != self._owner:
+                return False  # enough idle followers already: let this thread end (never loop()'s own)
             self._idle += 1
             try:
                 while self._leader is not None and self._running():

@@ -1,9 +1,9 @@
 """What the name server knows beyond Pyro5's name -> URI table: instances, leases, health, and changes.
 
 A name may have several instances (processes serving the same class). Each instance has a status
-(serving, not serving, unknown), a last-seen time and, when a lonja host registered it, a lease that
-the host renews. Pyro5's storage keeps one URI per name for plain Pyro5 clients: always a serving
-instance when there is one (the "primary").
+(serving, not serving, unreachable, unknown), a last-seen time and, when a lonja host registered it, a
+lease that the host renews. Pyro5's storage keeps one URI per name for plain Pyro5 clients: always a
+serving instance when there is one (the "primary").
 
 Every change is appended to a numbered log that watchers read with `changes(since, timeout)`.
 The registry itself holds no lock of its own: the name server calls it under its lock.
@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SERVING = "serving"
-NOT_SERVING = "not serving"
-UNKNOWN = "unknown"
+NOT_SERVING = "not serving"      # leased: its host is stopping; plain: its daemon says the object is gone
+UNREACHABLE = "unreachable"      # plain: nothing accepts connections at its address (kept for a grace period)
+UNKNOWN = "unknown"              # not checked yet
 
 ADDED = "added"
 REMOVED = "removed"
@@ -35,15 +36,19 @@ class Instance:
     owner: str
     class_name: str = ""
     lease_expires: float | None = None   # monotonic time; None: no lease (checked by probing instead)
+    lease_ttl: float = 0.0               # seconds the lease was granted for
     status: str = UNKNOWN
     last_seen: float = 0.0               # wall-clock time of the last renewal or successful probe
-    failing_since: float | None = None   # monotonic time of the first failed probe in a row
+    failing_since: float | None = None   # monotonic time the current failing status began
     next_probe: float = 0.0
-    revalidate: bool = False             # loaded from storage at start: dropped at the first failed probe
+    probing: threading.Event | None = None  # set when the probe in flight ends; None: no probe in flight
+    revalidate: bool = False             # loaded from storage at start: a missing object is dropped at once
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, show_owner: bool = True) -> dict[str, Any]:
+        """What `lonja_list` shows of this instance; the owner only to callers allowed to see it."""
         return {"uri": self.uri, "status": self.status, "last_seen": self.last_seen,
-                "lease": self.lease_expires is not None, "class": self.class_name, "owner": self.owner}
+                "lease": self.lease_expires is not None, "class": self.class_name,
+                "owner": self.owner if show_owner else ""}
 
 
 @dataclass
@@ -54,6 +59,13 @@ class ChangeLog:
     seq: int = 0
     events: collections.deque = field(default_factory=collections.deque)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    closed: bool = False
+
+    def close(self) -> None:
+        """Answer every waiting watcher now and never wait again (the name server is stopping)."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
 
     def append(self, kind: str, name: str, uri: str, status: str) -> None:
         with self.cond:
@@ -75,7 +87,7 @@ class ChangeLog:
                     return {"seq": self.seq, "reset": True, "events": []}
                 found = [e for e in self.events if e["seq"] > seq and e["name"].startswith(prefix)]
                 remaining = deadline - time.monotonic()
-                if found or remaining <= 0 or seq > self.seq:
+                if found or remaining <= 0 or seq > self.seq or self.closed:
                     return {"seq": self.seq, "reset": seq > self.seq, "events": found}
                 seq = self.seq  # nothing for this prefix yet: wait for later changes only
                 self.cond.wait(remaining)
@@ -122,11 +134,13 @@ class Registry:
         return [i for i in self.get(name) if i.status == SERVING]
 
     def primary(self, name: str) -> Instance | None:
-        """The instance plain Pyro5 clients should reach: a serving one if any, else the newest."""
+        """The instance plain Pyro5 clients should reach: a serving one if any, else one not checked yet,
+        else the newest (an unreachable one stays reachable by lookup, for clients that reconnect)."""
         instances = self.get(name)
-        serving = [i for i in instances if i.status == SERVING]
-        if serving:
-            return serving[0]
+        for status in (SERVING, UNKNOWN):
+            matching = [i for i in instances if i.status == status]
+            if matching:
+                return matching[0]
         return instances[-1] if instances else None
 
     def all(self) -> list[Instance]:

@@ -97,9 +97,18 @@ class NameServerDaemon(GuardedDaemon):
             except Exception:  # the sweeper must outlive any one bad entry
                 log.exception("name server sweep failed")
 
+    def stop_background(self) -> None:
+        """Stop sweeping and answer every waiting watcher at once: the first step of shutting down.
+
+        A sweep during shutdown would expire leases that hosts can no longer renew, and watchers would
+        see their names removed; a long-poll left waiting would hold the request loop for seconds.
+        """
+        self._sweeping.set()
+        self.nameserver.registry.log.close()
+
     def close(self) -> None:
         """Stop listening and close the storage; safe to call twice."""
-        self._sweeping.set()
+        self.stop_background()
         super().close()
         self.nameserver.storage.close()
 
@@ -175,6 +184,7 @@ class NameServerHandle:
         Safe to call from any thread, from a signal handler, before the loop starts, or twice.
         """
         self._stop.set()
+        self.daemon.stop_background()
         transport = self.daemon.transportServer
         if transport is not None:
             transport.wakeup()

@@ -8,6 +8,11 @@ ignores case and treats `_` and `%` as wildcards, so `remove(prefix="svc_")` als
 
 Metadata always comes back as a plain `set`, never a `frozenset`: Pyro5's msgpack and json
 serializers cannot encode a frozenset, which Pyro5's own MemoryStorage uses for "no tags".
+Neither store accepts a name, URI or tag that is not valid Unicode (a lone surrogate cannot be
+written to SQLite), and looking one up finds nothing in either.
+
+A SQLite file that exists but is empty, or is not a lonja name store, is refused rather than
+started as an empty registry: it more likely means a truncated or mistaken file than a new one.
 """
 
 from __future__ import annotations
@@ -33,14 +38,34 @@ STORAGE_FORMS = '"memory", "sqlite" (the file names.sqlite in the data folder) o
 SCHEMA_VERSION = 1
 
 
+def _storable(*texts: Any) -> bool:
+    """True if every one of `texts` is a str that can be encoded as UTF-8 (has no lone surrogate)."""
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except (AttributeError, UnicodeEncodeError):
+        return False
+    return True
+
+
+def _check_storable(name: Any, uri: Any, tags: set) -> None:
+    if not isinstance(name, str) or not isinstance(uri, str) or not all(isinstance(t, str) for t in tags):
+        raise TypeError("name, uri and metadata tags must be str")
+    if not _storable(name, uri, *tags):
+        raise ValueError("name, uri and metadata tags must be valid Unicode (no lone surrogates)")
+
+
 class MemoryStorage(Pyro5.nameserver.MemoryStorage):
     """Pyro5's dict-based store, forgotten when the name server stops."""
 
     spec = "memory"
 
     def __setitem__(self, name: str, value: tuple[str, Optional[Iterable[str]]]) -> None:
+        """Store or replace a registration; only str names, URIs and tags of valid Unicode fit, as in SQLite."""
         uri, metadata = value
-        super().__setitem__(name, (uri, set(metadata or ())))
+        tags = set(metadata or ())
+        _check_storable(name, uri, tags)
+        super().__setitem__(name, (uri, tags))
 
 
 class SqliteStorage(MutableMapping):
@@ -70,12 +95,19 @@ class SqliteStorage(MutableMapping):
         return f"<SqliteStorage {self.path}>"
 
     def _open(self) -> sqlite3.Connection:
-        """Connect, check the file really is a writable lonja name store, and create the tables."""
+        """Connect, check the file really is a writable lonja name store, and create the tables.
+
+        A missing file is a new, empty registry; an existing one must be a lonja name store.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the folder of name server storage {self.path}: "
                                f"{exc.strerror or exc}") from None
+        move_away = "move it away to start with an empty registry"
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            raise StorageError(f"name server storage {self.path} is empty (0 bytes): it may have been "
+                               f"truncated; {move_away}")
         db = None
         try:
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -88,10 +120,23 @@ class SqliteStorage(MutableMapping):
                 db.execute("ROLLBACK")
                 raise StorageError(f"name server storage {self.path} has schema version {version}; "
                                    f"this lonja understands up to {SCHEMA_VERSION}")
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if version == 0 and tables:
+                db.execute("ROLLBACK")
+                raise StorageError(f"name server storage {self.path} is a SQLite database but not a lonja "
+                                   f"name store (it has tables {', '.join(sorted(tables)[:5])}); "
+                                   f"use another --storage path, or {move_away}")
             for statement in self._SCHEMA:
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()
+            if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+                raise StorageError(f"name server storage {self.path} is not a SQLite database; {move_away}"
+                                   ) from None
+            raise StorageError(f"cannot use name server storage {self.path}: {exc}") from None
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()
@@ -126,7 +171,7 @@ class SqliteStorage(MutableMapping):
             db.execute("COMMIT")
 
     def __getitem__(self, name: str) -> Entry:
-        if not isinstance(name, str):
+        if not _storable(name):
             raise KeyError(name)
         with self._reading() as db:
             row = db.execute("SELECT uri FROM names WHERE name = ?", (name,)).fetchone()
@@ -139,22 +184,21 @@ class SqliteStorage(MutableMapping):
         """Store or replace a registration; unlike the memory store, only str names, URIs and tags fit."""
         uri, metadata = value
         tags = set(metadata or ())
-        if not isinstance(name, str) or not isinstance(uri, str) or not all(isinstance(t, str) for t in tags):
-            raise TypeError("name, uri and metadata tags must be str")
+        _check_storable(name, uri, tags)
         with self._writing() as db:
             db.execute("DELETE FROM names WHERE name = ?", (name,))
             db.execute("INSERT INTO names (name, uri) VALUES (?, ?)", (name, uri))
             db.executemany("INSERT INTO tags (name, tag) VALUES (?, ?)", [(name, tag) for tag in tags])
 
     def __delitem__(self, name: str) -> None:
-        if not isinstance(name, str):
+        if not _storable(name):
             raise KeyError(name)
         with self._writing() as db:
             if db.execute("DELETE FROM names WHERE name = ?", (name,)).rowcount == 0:
                 raise KeyError(name)
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
+        if not _storable(name):
             return False
         with self._reading() as db:
             return db.execute("SELECT 1 FROM names WHERE name = ?", (name,)).fetchone() is not None

@@ -223,7 +223,7 @@ class ServiceHost:
             else:
                 existing = self.ns.list(hosted.name).get(hosted.name)
                 if existing and existing[0] != hosted.uri and _is_alive(existing[0]):
-                    raise NameConflict(f"the name {hosted.name!r} is already served by {existing[0]}")
+                    raise NameConflict(hosted.name, str(existing[0]))
                 self.ns.register(hosted.name, hosted.uri, hosted.metadata)
         except NameConflict as exc:
             raise NameTaken(f"{exc}: stop that server, or host this one under another name with --name") from None

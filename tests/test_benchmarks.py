@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, clean_env
+from harness import ROOT, clean_env
 
 from benchmarks.report import TARGETS
 from benchmarks.servers import LONJA_SERVERTYPES

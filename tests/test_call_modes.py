@@ -10,13 +10,13 @@ import pytest
 from Pyro5.client import Proxy
 
 from lonja import clients
-from lonja.clients import RemoteError, connect
-from conftest import wait_until
+from lonja.clients import RemoteError, connect, uri
+from harness import wait_until
 
 
 def host_stats(proxy) -> dict:
     """The counters of the daemon hosting `proxy`'s service (oneway done/failed, live threads)."""
-    location = proxy.uri.split("@")[1]
+    location = uri(proxy).split("@")[1]
     with Proxy(f"PYRO:Pyro.Daemon@{location}") as daemon:
         return daemon.stats()
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from conftest import PYTHON, free_port, wait_until
+from harness import PYTHON, free_port, wait_until
 
 
 def test_up_ls_show_call_ping(lonja):

@@ -9,8 +9,8 @@ import pytest
 
 from lonja import clients
 from lonja.clients import (LonjaError, NameNotFound, NameServerClient, NameServerUnreachable, RemoteError,
-                     ServiceUnreachable, connect)
-from conftest import free_port
+                           ServiceUnreachable, close, connect, uri)
+from harness import free_port
 
 
 def test_plain_calls_attributes_and_streams(ns, echo):
@@ -21,14 +21,14 @@ def test_plain_calls_attributes_and_streams(ns, echo):
         assert proxy.wait(0.01, value=7) == 7
         assert isinstance(proxy.notified, int)
         assert {"echo", "slow", "fail", "notify", "count", "notified"} <= set(dir(proxy))
-        assert proxy.uri.startswith("PYRO:echo@127.0.0.1:")
+        assert uri(proxy).startswith("PYRO:echo@127.0.0.1:")
 
 
 def test_pyroname_and_pyro_uris(ns, echo):
     with connect(f"PYRONAME:echo@{ns}") as by_name:
-        uri = by_name.uri
+        location = uri(by_name)
         assert by_name.echo(1) == 1
-    with connect(uri) as direct:
+    with connect(location) as direct:
         assert direct.echo(2) == 2
 
 
@@ -73,7 +73,7 @@ def test_killed_service_is_unreachable(ns, echo):
     echo.stop(signal.SIGKILL)
     with pytest.raises(ServiceUnreachable, match="does not answer"):
         proxy.echo(1)
-    proxy.close()
+    close(proxy)
 
 
 def test_ns_defaults_come_from_lonja_ns(monkeypatch, ns, echo):

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from lonja.clients import OutcomeUnknown, ServiceUnreachable, connect
-from conftest import free_port
+from lonja.clients import OutcomeUnknown, ServiceUnreachable, close, connect, uri
+from harness import free_port
 
 FLAKY = textwrap.dedent('''
     import time
@@ -36,7 +36,7 @@ def test_outcome_unknown_when_the_service_dies_mid_call(lonja, ns, echo):
     echo.stop(signal.SIGKILL)
     with pytest.raises(OutcomeUnknown, match="the call may or may not have run"):
         future.result(timeout=20)
-    proxy.close()
+    close(proxy)
 
 
 def test_idempotent_call_is_resent_to_a_restarted_service(lonja, ns, tmp_path):
@@ -53,19 +53,19 @@ def test_idempotent_call_is_resent_to_a_restarted_service(lonja, ns, tmp_path):
     assert lookup.result(timeout=60) == "looked up", "an idempotent call is re-sent after the failure"
     with pytest.raises(OutcomeUnknown):
         charge.result(timeout=20)  # not idempotent: never re-sent
-    proxy.close()
+    close(proxy)
 
 
 def test_service_restarted_on_a_new_port_is_found_again(lonja, ns):
     first = lonja.start("serve", "echo", "--ns", ns, "--port", str(free_port()))
     proxy = connect("echo", ns=ns)
-    old_uri = proxy.uri
+    old_uri = uri(proxy)
     assert proxy.pid() == first.pid
     assert first.stop(signal.SIGTERM) == 0
     second = lonja.start("serve", "echo", "--ns", ns, "--port", str(free_port()))
     assert proxy.pid() == second.pid
-    assert proxy.uri != old_uri
-    proxy.close()
+    assert uri(proxy) != old_uri
+    close(proxy)
 
 
 def test_calls_wait_for_a_name_that_is_not_registered_yet(lonja, ns):
@@ -82,4 +82,4 @@ def test_retries_then_a_clear_error_when_the_service_stays_down(lonja, ns, echo)
     with pytest.raises(ServiceUnreachable, match="does not answer"):
         proxy.echo.options(retries=2)(1)
     assert time.monotonic() - started < 10
-    proxy.close()
+    close(proxy)

@@ -22,7 +22,7 @@ from lonja.clients import connect
 from lonja.clients import uri as uri_of
 from lonja.config.serializers import check_marshal
 
-from conftest import wait_until
+from harness import wait_until
 
 FAST = {"LONJA_LIMITS_HANDSHAKE_TIMEOUT": "1", "LONJA_LIMITS_RECEIVE_TIMEOUT": "1"}
 SERPENT = serializers.serializers["serpent"]

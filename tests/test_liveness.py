@@ -10,8 +10,8 @@ import threading
 import Pyro5.api
 import pytest
 
-from lonja.clients import NameServerClient, OutcomeUnknown, connect
-from conftest import free_port, wait_until
+from lonja.clients import NameServerClient, OutcomeUnknown, close, connect
+from harness import free_port, wait_until
 
 FAST = {"LONJA_NS_LEASE_TTL": "2", "LONJA_NS_SWEEP_INTERVAL": "0.2", "LONJA_NS_PROBE_INTERVAL": "0.5",
         "LONJA_NS_PROBE_GRACE": "1"}
@@ -66,7 +66,7 @@ def _plain_daemon(**kwargs):
     return daemon, uri
 
 
-def test_plain_registration_whose_object_is_gone_is_removed(fast, tmp_path):
+def test_plain_registration_whose_object_is_gone_is_removed_and_unreachable_one_kept(fast, tmp_path):
     _, ns = fast.nameserver()
     host, port = ns.split(":")
     daemon, uri = _plain_daemon(host="127.0.0.1")
@@ -82,7 +82,8 @@ def test_plain_registration_whose_object_is_gone_is_removed(fast, tmp_path):
         with socket.create_connection(("127.0.0.1", uri.port), timeout=2):
             pass
         assert wait_until(lambda: "plain.thing" not in names(ns), timeout=20)
-        assert wait_until(lambda: "plain.nowhere" not in names(ns), timeout=20)
+        assert wait_until(lambda: names(ns)["plain.nowhere"]["instances"][0]["status"] == "unreachable",
+                          timeout=20), "an address nothing answers at is kept, marked unreachable"
         assert names(ns)["plain.unix"]["instances"][0]["status"] == "serving", "a live unix-socket entry stays"
     finally:
         daemon.shutdown()
@@ -117,7 +118,7 @@ def test_memory_name_server_restart_services_register_again_and_keep_serving(fas
     fast.nameserver(port=port)
     assert wait_until(lambda: "echo" in names(ns), timeout=20), "the host did not register again"
     assert proxy.pid() == server.pid
-    proxy.close()
+    close(proxy)
 
 
 def test_watch_command_prints_changes(fast):

@@ -20,7 +20,7 @@ URI = "PYRO:obj@127.0.0.1:1"
 NS_NAME = "Pyro.NameServer"
 REPO = Path(__file__).resolve().parents[1]
 
-TRICKY_NAMES = ["", "a", "A", "a%", "a_", "aX", "ab", "a\x00", "a\x00b", "e", "é", "éa", "日本", "日本語",
+TRICKY_NAMES = ["a", "A", "a%", "a_", "aX", "ab", "a\x00", "a\x00b", "e", "é", "éa", "日本", "日本語",
                 "\U0010ffff", "a\U0010ffff", "a\U0010ffffz", "svc.one", "Svc.one", "svc_x", "svcXx", "svc%y"]
 
 

@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 import lonja
-from conftest import ROOT, clean_env
+from harness import ROOT, clean_env
 
 SOURCE_FOLDERS = ("lonja", "config", "clients", "services", "nameserver", "benchmarks", "tests")
 BARE_NAMES = {"config", "clients", "services", "nameserver"}

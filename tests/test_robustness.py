@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from lonja.clients import NameServerClient, connect
+from lonja.clients import NameServerClient, connect, uri
 
 GARBAGE = [b"", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"PYRO" + b"\x00" * 60, b"\xff" * 4096,
            b"PYRO\x01\x02" + b"\x01" * 34]
@@ -21,7 +21,7 @@ def _address(uri: str) -> tuple[str, int]:
 def test_garbage_and_hangups_do_not_stop_a_server(ns, echo, target):
     with connect("echo", ns=ns) as proxy:
         assert proxy.echo(1) == 1
-        address = _address(proxy.uri) if target == "service" else tuple(ns.split(":"))
+        address = _address(uri(proxy)) if target == "service" else tuple(ns.split(":"))
         for payload in GARBAGE:
             with socket.create_connection((address[0], int(address[1])), timeout=5) as sock:
                 try:
@@ -38,7 +38,7 @@ def test_garbage_and_hangups_do_not_stop_a_server(ns, echo, target):
 
 def test_a_silent_client_does_not_block_the_others(ns, echo):
     with connect("echo", ns=ns) as proxy:
-        address = _address(proxy.uri)
+        address = _address(uri(proxy))
     silent = [socket.create_connection(address, timeout=5) for _ in range(3)]  # connect, never speak
     try:
         with connect("echo", ns=ns) as other:

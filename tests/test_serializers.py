@@ -31,7 +31,7 @@ CHANGES = {
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from conftest import Lonja
+    from harness import Lonja
     lonja = Lonja(tmp_path_factory.mktemp("serializers"))
     try:
         _, ns = lonja.nameserver()
@@ -84,5 +84,5 @@ def test_batch(service, serializer):
             for i in range(10):
                 oneway.notify(i)
         assert oneway.results() == []
-        from conftest import wait_until
+        from harness import wait_until
         assert wait_until(lambda: proxy.notified == before + 10)

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from lonja.clients import NameServerClient, connect
+from lonja.clients import NameServerClient, connect, describe
 from lonja.services import ServiceHost, service
 from lonja.config import load_settings
 from lonja.services.errors import ServiceLoadError
@@ -40,7 +40,7 @@ def test_custom_service_registers_with_metadata_and_unregisters_on_sigterm(lonja
         assert {"team:docs", "lonja:service", "class:greeting.Greeter"} <= metadata
         with connect("greeter", ns=ns) as greeter:
             assert greeter.hello("ana") == "hello ana!"
-            assert greeter.describe()["methods"]["hello"]["signature"] == \
+            assert describe(greeter)["methods"]["hello"]["signature"] == \
                 "(name: str, punctuation: str = '!') -> str"
         assert server.stop(signal.SIGTERM) == 0
         assert "greeter" not in names.list()
@@ -91,7 +91,7 @@ def test_bad_targets_exit_2(lonja, ns):
 
 
 def test_serve_without_name_server_exit_3(lonja):
-    from conftest import free_port
+    from harness import free_port
     result = lonja.run("serve", "echo", "--ns", f"127.0.0.1:{free_port()}")
     assert result.returncode == 3 and "no name server answers" in result.stderr
 

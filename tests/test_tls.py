@@ -14,7 +14,7 @@ import pytest
 from lonja.config import ConfigError, load_settings
 from lonja.config.certs import init_certs
 from lonja.config.tls import apply_tls
-from conftest import free_port
+from harness import free_port
 
 
 class _Cfg:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, wait_until
+from harness import ROOT, free_port, wait_until
 from lonja.clients import NameServerClient
 
 LONJA = Path(sys.executable).with_name("lonja")

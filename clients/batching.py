@@ -1,4 +1,4 @@
-"""Calls recorded on a proxy and sent in one request: `with proxy.batch() as b: ...`, then `b.results()`."""
+"""Calls recorded on a proxy and sent in one request: `with batch(proxy) as b: ...`, then `b.results()`."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from Pyro5 import protocol
 from .errors import LonjaError, remote_error_from
 
 if TYPE_CHECKING:
-    from .proxy import ServiceProxy
+    from .proxy import ServiceClient
 
 
 class Batch:
     """Calls recorded on a proxy and sent in one request when the `with` block ends."""
 
-    def __init__(self, proxy: ServiceProxy, oneway: bool) -> None:
-        self._proxy = proxy
+    def __init__(self, client: ServiceClient, oneway: bool) -> None:
+        self._client = client
         self._oneway = oneway
         self._calls: list[tuple[str, tuple, dict]] = []
         self._results: list[Any] | None = None
@@ -24,8 +24,8 @@ class Batch:
     def __getattr__(self, name: str) -> Callable[..., None]:
         if name.startswith("_"):
             raise AttributeError(name)
-        if name not in self._proxy._metadata()["methods"]:
-            raise AttributeError(f"{self._proxy._target} has no remote method {name!r}")
+        if name not in self._client.metadata().methods:
+            raise AttributeError(f"{self._client.target} has no remote method {name!r}")
 
         def record(*args: Any, **kwargs: Any) -> None:
             self._calls.append((name, args, kwargs))
@@ -46,7 +46,7 @@ class Batch:
             return
         flags = protocol.FLAGS_BATCH | (protocol.FLAGS_ONEWAY if self._oneway else 0)
         payload = [(name, list(args), dict(kwargs)) for name, args, kwargs in calls]
-        results = self._proxy._call("<batch>", payload, {}, self._proxy._options, flags)
+        results = self._client.call("<batch>", payload, {}, self._client.options, flags)
         self._results = [] if self._oneway else list(results)
 
     def results(self) -> list[Any]:
