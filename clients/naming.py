@@ -17,6 +17,7 @@ from Pyro5.core import NAMESERVER_NAME
 
 from lonja.config import current_settings, parse_address
 from lonja.config.auth import client_token
+from lonja.config.wire import client_handshake
 
 from .errors import AccessDenied, NameConflict, NameNotFound, NameServerUnreachable
 
@@ -153,7 +154,7 @@ class NameServerClient:
         if self._proxy is None:
             proxy = _NameServerProxy(self.uri)
             proxy._pyroTimeout = self.timeout
-            proxy._pyroHandshake = {"lonja": 1, "token": self.token}
+            proxy._pyroHandshake = client_handshake(self.token)
             try:
                 proxy._pyroBind()
             except Pyro5.errors.CommunicationError as exc:

@@ -39,6 +39,7 @@ from Pyro5.core import DAEMON_NAME, URI
 
 from lonja.config import current_settings, import_pyro
 from lonja.config.auth import client_token
+from lonja.config.wire import client_handshake
 
 from .batching import Batch
 from .dispatch import Dispatcher
@@ -374,7 +375,7 @@ class ServiceClient:
         object.__setattr__(connection, "_lonja_uri", uri)
         connection._pyroSerializer = self._serializer
         connection._pyroTimeout = connect_timeout
-        connection._pyroHandshake = {"lonja": 1, "object": URI(uri).object, "token": self._token}
+        connection._pyroHandshake = client_handshake(self._token, URI(uri).object)
         try:
             connection._pyroBind()
         except Pyro5.errors.CommunicationError as exc:
@@ -403,7 +404,7 @@ class ServiceClient:
     def _daemon(self, uri: str, timeout: float | None = None) -> Proxy:
         """A new connection to the daemon hosting `uri` (for describe and health pings)."""
         daemon = _Connection(f"PYRO:{DAEMON_NAME}@{URI(uri).location}")
-        daemon._pyroHandshake = {"lonja": 1, "token": self._token}
+        daemon._pyroHandshake = client_handshake(self._token)
         daemon._pyroSerializer = self._serializer
         daemon._pyroTimeout = timeout or self.options.connect_timeout
         return daemon

@@ -24,7 +24,7 @@ from .auth import AuthError, TokenTable
 from .limits import Limits, peer_of
 from .serializers import check_marshal
 from .transport import GuardedServer, peer_log
-from .wire import TooLarge, receive
+from .wire import TooLarge, handshake_token, is_lonja_handshake, receive, server_handshake
 
 log = logging.getLogger("lonja.daemon")
 
@@ -96,16 +96,15 @@ class GuardedDaemon(Daemon):
     def validateHandshake(self, conn: Any, data: Any) -> Any:
         """Identify the caller by its token (when this daemon checks tokens), then answer with `handshake_reply`."""
         if self.tokens is not None:
-            token = data.get("token") if isinstance(data, dict) else None
             try:
-                conn.lonja_identity = self.tokens.identify(token)
+                conn.lonja_identity = self.tokens.identify(handshake_token(data))
             except AuthError as exc:
                 raise errors.SecurityError(str(exc)) from None
         return self.handshake_reply(conn, data)
 
     def handshake_reply(self, conn: Any, data: Any) -> Any:
         """What an accepted peer is told: lonja clients learn that this is lonja; others get Pyro5's "hello"."""
-        return {"lonja": 1} if isinstance(data, dict) else "hello"
+        return server_handshake() if is_lonja_handshake(data) else "hello"
 
     # -- requests -------------------------------------------------------------------------------------
 

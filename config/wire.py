@@ -1,4 +1,9 @@
-"""Receiving one Pyro5 message under lonja's size limit, counted after decompression.
+"""What both sides of a lonja connection agree on: the handshake's data, and receiving one Pyro5 message
+under lonja's size limit, counted after decompression.
+
+A lonja client's connect message carries `client_handshake(token, object_id)`: a dict that tells the
+server it speaks lonja, with the caller's token. Plain Pyro5 clients send a string instead; servers tell
+the two apart with `is_lonja_handshake` and read the token with `handshake_token`.
 
 Pyro5 checks a message's size as sent (compressed) and then decompresses it without bound, so a 50 MB
 argument compressed to 50 KB passes a 100 KB limit. Here the declared size is checked first, and the
@@ -24,6 +29,33 @@ connection is closed instead."""
 _CHUNK = 1024 * 1024
 
 log = logging.getLogger("lonja.wire")
+
+
+HANDSHAKE_VERSION = 1
+
+
+def client_handshake(token: str = "", object_id: str | None = None) -> dict[str, Any]:
+    """The handshake data a lonja client sends: lonja's marker, its token, and the object it wants."""
+    data: dict[str, Any] = {"lonja": HANDSHAKE_VERSION, "token": token}
+    if object_id is not None:
+        data["object"] = object_id
+    return data
+
+
+def is_lonja_handshake(data: Any) -> bool:
+    """True if a connect message's handshake data came from a lonja client."""
+    return isinstance(data, dict) and bool(data.get("lonja"))
+
+
+def handshake_token(data: Any) -> str | None:
+    """The token in a connect message's handshake data (None from plain Pyro5 clients)."""
+    token = data.get("token") if isinstance(data, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def server_handshake(**extra: Any) -> dict[str, Any]:
+    """What a lonja server answers a lonja client's handshake with (plus what the server adds)."""
+    return {"lonja": HANDSHAKE_VERSION, **extra}
 
 
 class TooLarge(Exception):

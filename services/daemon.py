@@ -32,6 +32,7 @@ from lonja.config import import_pyro
 from lonja.config.auth import TokenTable
 from lonja.config.daemon import GuardedDaemon
 from lonja.config.limits import Limits
+from lonja.config.wire import is_lonja_handshake, server_handshake
 
 from . import remote_errors
 from .describe import call_hints, describe
@@ -113,9 +114,9 @@ class HostDaemon(GuardedDaemon):
 
     def handshake_reply(self, conn: Any, data: Any) -> Any:
         """A lonja client also learns its object's idempotent and generator methods."""
-        if isinstance(data, dict) and data.get("lonja"):
+        if is_lonja_handshake(data):
             obj = _unpack_weakref(self.objectsById.get(data.get("object")))
-            return {"lonja": 1, **(call_hints(obj) if obj is not None else {})}
+            return server_handshake(**(call_hints(obj) if obj is not None else {}))
         return super().handshake_reply(conn, data)
 
     def _count(self, key: str) -> None:
