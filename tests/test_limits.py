@@ -16,6 +16,8 @@ from lonja import clients
 from lonja.clients import MessageTooLarge, ServiceUnreachable, connect
 from lonja.config import wire
 
+from harness import wait_until
+
 LIMITS = {"LONJA_LIMITS_MAX_MESSAGE_SIZE": "100000", "LONJA_LIMITS_MAX_CONNECTIONS": "4"}
 
 
@@ -52,8 +54,7 @@ def test_oversized_oneway_call_is_dropped_without_an_answer(limited):
         plain.notify(b"x" * 200_000)
         assert plain.notified == before
         plain.notify("small")
-        time.sleep(0.2)
-        assert plain.notified == before + 1
+        assert wait_until(lambda: plain.notified == before + 1)
     server.wait_for("refused a oneway request")
 
 
@@ -89,7 +90,6 @@ def test_compressed_oversized_argument_is_refused_while_others_carry_on(limited)
             assert proxy.echo("compressed and small") == "compressed and small"
     finally:
         Pyro5.config.COMPRESSION = False
-        time.sleep(0.2)
         stop.set()
         bystander.join(30)
     assert failures == [] and len(served) > 10
@@ -114,8 +114,7 @@ def test_connection_limit_refuses_clearly_and_recovers(lonja, ns, servertype):
         connect(uri, retries=1).echo(1)
     server.wait_for("refusing a connection: too many connections (4)")
     held.pop()._pyroRelease()
-    time.sleep(0.2)
-    with connect(uri) as proxy:
+    with connect(uri) as proxy:  # the freed slot is seen at once, or the client's retries cover the gap
         assert proxy.echo("room again") == "room again"
     for proxy in held:
         proxy._pyroRelease()
@@ -131,8 +130,7 @@ def test_thread_server_refuses_past_its_pool_with_pyro5s_message(lonja, ns):
     with pytest.raises(ServiceUnreachable, match="refused the connection: no free workers"):
         connect(uri, retries=1).echo(1)
     held.pop()._pyroRelease()
-    time.sleep(0.2)
-    with connect(uri) as proxy:
+    with connect(uri) as proxy:  # the freed slot is seen at once, or the client's retries cover the gap
         assert proxy.echo("room again") == "room again"
     for proxy in held:
         proxy._pyroRelease()
