@@ -100,15 +100,26 @@ def receive(connection: Any, accepted: Sequence[int], limit: int) -> protocol.Re
     message.flags &= ~protocol.FLAGS_COMPRESSED  # Pyro5 would unzip without bound: we do it below
     message.add_payload(payload)
     if compressed:
-        room = limit - message.annotations_size
-        inflater = zlib.decompressobj()
-        data = inflater.decompress(message.data, room + 1)
-        if len(data) > room:
-            raise TooLarge(message, _inflated_size(inflater, len(data) + message.annotations_size), limit,
-                           after_decompression=True)
-        message.data = data
-        message.data_size = len(data)
+        message.data = _inflate(message, limit - message.annotations_size, limit)
+        message.data_size = len(message.data)
     return message
+
+
+def _inflate(message: Any, room: int, limit: int) -> bytearray:
+    """Unzip a payload a chunk at a time into one growing buffer (a one-shot unzip peaks at twice the
+    size), stopping as soon as it exceeds `room`: TooLarge then."""
+    inflater = zlib.decompressobj()
+    data = bytearray()
+    pending = message.data
+    while pending and len(data) <= room:
+        data += inflater.decompress(pending, _CHUNK)
+        pending = inflater.unconsumed_tail
+    if len(data) <= room:
+        data += inflater.flush()
+    if len(data) > room:
+        raise TooLarge(message, _inflated_size(inflater, len(data) + message.annotations_size), limit,
+                       after_decompression=True)
+    return data
 
 
 def _inflated_size(inflater: Any, size: int) -> str:
