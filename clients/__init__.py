@@ -11,19 +11,35 @@ lonja's own operations on a proxy are the functions `describe`, `ping`, `uri`, `
 
 Futures from `.future()` are `concurrent.futures.Future`s, so `clients.wait` and `clients.as_completed`
 are the standard library's.
+
+The proxy machinery is imported on first use of one of its names, so that importing a light module of
+this package (the `lonja` command's parser imports `lonja.clients.cli`) does not load it.
 """
 
+import importlib
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
+from typing import Any
 
-from .batching import Batch
 from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameNotFound, NameServerUnreachable,
                      OutcomeUnknown, RemoteError, SerializationError, ServiceUnreachable, UsageError)
-from .naming import NameServerClient
-from .proxy import RemoteMethod, ServiceProxy, batch, close, connect, describe, instances, ping, uri
-from .stream import RemoteStream
+
+_LAZY = {"Batch": ".batching", "NameServerClient": ".naming", "RemoteStream": ".stream",
+         **dict.fromkeys(("RemoteMethod", "ServiceProxy", "batch", "close", "connect", "describe", "instances",
+                          "ping", "uri"), ".proxy")}
 
 __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "AccessDenied", "Batch", "CallTimeout",
            "LonjaError", "MessageTooLarge", "NameNotFound", "NameServerClient", "NameServerUnreachable",
            "OutcomeUnknown", "RemoteError", "RemoteMethod", "RemoteStream", "SerializationError", "ServiceProxy",
            "ServiceUnreachable", "UsageError", "as_completed", "batch", "close", "connect", "describe",
            "instances", "ping", "uri", "wait"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,21 +1,23 @@
-"""The client subcommands of `lonja`: ls, show, call, watch and ping."""
+"""The client subcommands of `lonja`: ls, show, call, watch and ping.
+
+Each is one short-lived process, so each connects once, asks what it needs, and starts no thread: the
+proxies are made with `follow_changes=False`. `register` only builds the parser; the client machinery
+(Pyro5 proxies, the resolver) is imported by the command that runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import ast
-import inspect
 import json
 import sys
-import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lonja.config import Settings, stop_on_signals
+from .errors import RemoteError, UsageError
 
-from .errors import UsageError
-from .naming import NameServerClient
-from .proxy import RemoteStream, connect, describe, ping, uri
+if TYPE_CHECKING:
+    from lonja.config import Settings
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -57,7 +59,10 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_ls(args: argparse.Namespace, settings: Settings) -> int:
-    with NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"]) as ns:
+    from .naming import NameServerClient
+
+    with NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"],
+                          settings=settings) as ns:
         if ns.is_lonja():
             entries = ns.entries(args.prefix)
         else:
@@ -83,8 +88,14 @@ def run_ls(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_watch(args: argparse.Namespace, settings: Settings) -> int:
+    import threading
+
+    from lonja.config import stop_on_signals
+
+    from .naming import NameServerClient
+
     timeout = settings["client.connect_timeout"]
-    with NameServerClient(settings.ns_address, timeout=timeout + 10) as ns:
+    with NameServerClient(settings.ns_address, timeout=timeout + 10, settings=settings) as ns:
         if not ns.is_lonja():
             raise UsageError(f"the name server at {ns.address} is plain Pyro5's: it has no change log to watch")
         since = ns.changes(-1, 0)["seq"]
@@ -114,14 +125,19 @@ def _ago(seconds: float) -> str:
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
-    with connect(args.name, ns=settings.ns_address) as proxy:
+    from .proxy import connect, describe, uri
+
+    with connect(args.name, settings=settings, follow_changes=False) as proxy:
         info = describe(proxy)
         location = uri(proxy)
     if args.json:
         _print_json({"name": args.name, "uri": location, **info})
         return 0
     print(f"{args.name}  {location}")
-    print(f"  {info['class']}" + (f": {info['doc']}" if info["doc"] else ""))
+    if info["class"]:
+        print(f"  {info['class']}" + (f": {info['doc']}" if info["doc"] else ""))
+    else:
+        print("  (not a lonja service: names and flags only, no signatures or docs)")
     if info["methods"]:
         print("methods:")
     for name, method in info["methods"].items():
@@ -134,8 +150,8 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
     if info["attributes"]:
         print("attributes:")
     for name, attribute in info["attributes"].items():
-        mode = "read/write" if attribute["writable"] else "read-only"
-        print(f"  {name}  [{mode}]" + (f"\n      {attribute['doc']}" if attribute["doc"] else ""))
+        mode = {True: "  [read/write]", False: "  [read-only]"}.get(attribute["writable"], "")
+        print(f"  {name}{mode}" + (f"\n      {attribute['doc']}" if attribute["doc"] else ""))
     return 0
 
 
@@ -146,13 +162,22 @@ def run_call(args: argparse.Namespace, settings: Settings) -> int:
     positional, keywords = parse_call_arguments(args.args)
     if args.timeout is not None and args.timeout < 0:
         raise UsageError(f"--timeout must be seconds (0 = no limit), got {args.timeout}")
-    with connect(name, ns=settings.ns_address, timeout=args.timeout) as proxy:
-        methods = describe(proxy)["methods"]
+    from .proxy import connect, describe
+    from .stream import RemoteStream
+
+    with connect(name, settings=settings, timeout=args.timeout, follow_changes=False) as proxy:
+        methods = describe(proxy, signatures=False)["methods"]  # what connecting brought: no request
         if method not in methods:
             raise UsageError(f"{name} has no method {method!r}; it has: {', '.join(methods)} "
                              f"(see `lonja show {name}`)")
-        _check_arguments(name, method, methods[method], positional, keywords)
-        result = getattr(proxy, method)(*positional, **keywords)
+        if methods[method]["oneway"]:  # no answer will say that the arguments were wrong
+            _check_arguments(name, method, describe(proxy)["methods"][method], positional, keywords)
+        try:
+            result = getattr(proxy, method)(*positional, **keywords)
+        except RemoteError as error:
+            if isinstance(error, TypeError):  # arguments that do not fit the signature: a usage error
+                _check_arguments(name, method, describe(proxy)["methods"][method], positional, keywords)
+            raise
         if isinstance(result, RemoteStream):
             for item in result:
                 _print_result(item, args.json)
@@ -163,11 +188,16 @@ def run_call(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_ping(args: argparse.Namespace, settings: Settings) -> int:
     if args.name:
-        with connect(args.name, ns=settings.ns_address) as proxy:
+        from .proxy import connect, ping, uri
+
+        with connect(args.name, settings=settings, follow_changes=False) as proxy:
             rtt = ping(proxy)
             print(f"{args.name} at {uri(proxy)} is alive ({rtt * 1000:.2f} ms)")
         return 0
-    with NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"]) as ns:
+    from .naming import NameServerClient
+
+    with NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"],
+                          settings=settings) as ns:
         rtt = ns.ping()
         print(f"name server at {ns.address} is up ({rtt * 1000:.2f} ms, {ns.count()} names)")
     return 0
@@ -198,7 +228,11 @@ def parse_literal(text: str) -> Any:
 
 
 def _check_arguments(name: str, method: str, info: dict, positional: list, keywords: dict) -> None:
-    """Catch a wrong number or name of arguments before the call, as a usage error."""
+    """A usage error if the arguments do not fit the method's signature (unknown signature: no check)."""
+    import inspect
+
+    if info["params"] is None:
+        return
     params = []
     for p in info["params"]:
         kind = getattr(inspect.Parameter, p["kind"].upper())

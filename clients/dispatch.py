@@ -60,7 +60,7 @@ class Dispatcher:
             if start:
                 self._running += 1
         if start:
-            shared_executor().submit(self._work)
+            shared_executor(self._client.workers).submit(self._work)
         return future
 
     def _work(self) -> None:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from lonja.config import current_settings
-
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
 
-def shared_executor() -> ThreadPoolExecutor:
-    """The process-wide executor, created on first use with `client.workers` threads."""
+def shared_executor(workers: int) -> ThreadPoolExecutor:
+    """The process-wide executor, created on first use with `workers` threads at most (the first
+    caller's `client.workers`: one pool serves every proxy)."""
     global _executor
     with _lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=current_settings()["client.workers"],
-                                           thread_name_prefix="lonja-call")
+            _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lonja-call")
         return _executor

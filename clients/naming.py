@@ -15,31 +15,40 @@ import Pyro5.errors
 from Pyro5.client import Proxy
 from Pyro5.core import NAMESERVER_NAME
 
-from lonja.config import current_settings, parse_address
+from lonja.config import Settings, current_settings, ensure_applied, parse_address
 from lonja.config.auth import client_token
+from lonja.config.remote_errors import Refusal, refusal_of
 from lonja.config.wire import client_handshake
 
-from .errors import AccessDenied, NameConflict, NameNotFound, NameServerUnreachable
+from .errors import AccessDenied, LonjaError, NameNotFound, NameServerUnreachable, NameTaken
 
 DEFAULT_CONNECT_TIMEOUT = 2.0
 
 
-def resolve_ns_address(ns: str | None = None) -> tuple[str, int]:
+def resolve_ns_address(ns: str | None = None, settings: Settings | None = None) -> tuple[str, int]:
     """The name server's (host, port): from `ns` ("host:port") if given, else from the settings."""
     if ns:
         return parse_address(ns, "ns argument")
-    settings = current_settings()
+    settings = settings or current_settings()
     return settings["ns.host"], settings["ns.port"]
 
 
 class NameServerClient:
-    """A thread-safe handle on one name server. Every method raises NameServerUnreachable if it is down."""
+    """A thread-safe handle on one name server. Every method raises NameServerUnreachable if it is down.
+
+    `settings` (default: this process's) give the address when `ns` is left out, and the token when
+    `token` is; nothing is contacted until the first call.
+    """
 
     def __init__(self, ns: str | tuple[str, int] | None = None, *,
-                 timeout: float | None = DEFAULT_CONNECT_TIMEOUT, token: str | None = None) -> None:
-        self.host, self.port = ns if isinstance(ns, tuple) else resolve_ns_address(ns)
+                 timeout: float | None = DEFAULT_CONNECT_TIMEOUT, token: str | None = None,
+                 settings: Settings | None = None) -> None:
+        if settings is None and (token is None or not ns):
+            settings = current_settings()
+        self.host, self.port = ns if isinstance(ns, tuple) else resolve_ns_address(ns, settings)
         self.timeout = timeout
-        self.token = client_token(current_settings()) if token is None else token
+        self.token = client_token(settings) if token is None else token
+        self._settings = settings
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.uri = f"PYRO:{NAMESERVER_NAME}@{host}:{self.port}"
         self._proxy: Proxy | None = None
@@ -81,9 +90,13 @@ class NameServerClient:
     # -- lonja's name server API (each needs a lonja name server: `is_lonja()`) ------------------------
 
     def is_lonja(self) -> bool:
-        """True if the name server is lonja's (leases, instances, watching), False for plain Pyro5's."""
+        """True if the name server is lonja's (leases, instances, watching), False for plain Pyro5's.
+
+        Connecting tells (a lonja name server answers the handshake as one): no request is sent for it.
+        """
         if self._lonja is None:
-            self._call("ping")
+            with self._lock:
+                self._connected()
         return bool(self._lonja)
 
     def register_instance(self, name: str, uri: str, metadata: frozenset[str] | set[str] = frozenset(),
@@ -138,7 +151,7 @@ class NameServerClient:
                 except Pyro5.errors.NamingError as exc:
                     served_uri = getattr(exc, "served_uri", None)  # the name server's NameAlreadyServed
                     if served_uri:
-                        raise NameConflict(str(args[0]), served_uri, getattr(exc, "served_class", "")) from None
+                        raise NameTaken(str(args[0]), served_uri, getattr(exc, "served_class", "")) from None
                     raise NameNotFound(_naming_message(exc, args)) from None
                 except Pyro5.errors.SecurityError as exc:
                     raise AccessDenied(f"the name server at {self.address} refused: {exc}") from None
@@ -152,6 +165,8 @@ class NameServerClient:
 
     def _connected(self) -> Proxy:
         if self._proxy is None:
+            if self._settings is not None:
+                ensure_applied(self._settings)
             proxy = _NameServerProxy(self.uri)
             proxy._pyroTimeout = self.timeout
             proxy._pyroHandshake = client_handshake(self.token)
@@ -169,13 +184,23 @@ class NameServerClient:
             self._proxy._pyroRelease()
             self._proxy = None
 
-    def _unreachable(self, exc: Exception | None = None) -> Exception:
+    def _unreachable(self, exc: Exception | None = None) -> LonjaError:
+        """The lonja error for a failed connection to the name server, saying what answered, if anything."""
         text = str(exc or "")
         if tls_failure(text):
             return AccessDenied(tls_message(f"the name server at {self.address}", text))
-        if "rejected" in text:
-            return AccessDenied(f"the name server at {self.address} refused the connection: "
-                                f"{text.split('rejected:', 1)[-1].strip()}")
+        refused = refusal_of(exc)
+        if refused is not None:
+            why, reason = refused
+            if why is Refusal.BUSY:
+                return NameServerUnreachable(f"the name server at {self.address} is busy: {reason}")
+            if why is Refusal.NO_SUCH_OBJECT:
+                return NameServerUnreachable(f"no name server at {self.address} (something else answered: a Pyro5 "
+                                             f"server without a name server): check --ns / LONJA_NS")
+            return AccessDenied(f"the name server at {self.address} refused the connection: {reason}")
+        if isinstance(exc, Pyro5.errors.ProtocolError):
+            return NameServerUnreachable(f"no name server at {self.address} (something else answered: it does not "
+                                         f"speak Pyro5): check --ns / LONJA_NS")
         if "reset by peer" in text:
             return NameServerUnreachable(f"the name server at {self.address} reset the connection during the "
                                          f"handshake: if it uses TLS, set tls.enabled and tls.ca (and tls.cert, "

@@ -22,7 +22,6 @@ restarted on a new port is found again through the name server. Calls have a dea
 
 from __future__ import annotations
 
-import asyncio
 import random
 import select
 import threading
@@ -37,7 +36,7 @@ from Pyro5 import protocol
 from Pyro5.client import Proxy
 from Pyro5.core import DAEMON_NAME, URI
 
-from lonja.config import current_settings, import_pyro
+from lonja.config import Settings, current_settings, ensure_applied, import_pyro
 from lonja.config.auth import client_token
 from lonja.config.wire import client_handshake
 
@@ -68,14 +67,16 @@ class CallOptions:
 
 @dataclass(frozen=True)
 class Metadata:
-    """What a service tells a client when it connects: its names, and how each method may be called."""
+    """What a service tells a client when it connects: its names (Pyro5's `get_metadata`, which the
+    daemon sends with its handshake answer), and how each method may be called (lonja's call hints)."""
 
     methods: frozenset[str]
     attrs: frozenset[str]
     oneway: frozenset[str]
     idempotent: frozenset[str]
     generators: frozenset[str]
-    batchable: bool  # a lonja host, which takes batch requests
+    batchable: bool  # a lonja server, which takes batch requests
+    host_describes: bool  # a lonja service host (it sent call hints): its daemon answers `describe`
 
 
 class _NotSent(Exception):
@@ -97,8 +98,10 @@ class ServiceClient:
     """
 
     def __init__(self, target: str, *, ns: str | None = None, timeout: float | None = None,
-                 retries: int | None = None, serializer: str | None = None) -> None:
-        settings = current_settings()
+                 retries: int | None = None, serializer: str | None = None, settings: Settings | None = None,
+                 follow_changes: bool = True) -> None:
+        settings = settings or current_settings()
+        ensure_applied(settings)
         self.target = target
         self._by_name = not target.startswith(("PYRO:", "PYRONAME:", "PYROMETA:"))
         if target.startswith("PYRONAME:"):
@@ -112,8 +115,9 @@ class ServiceClient:
             retries=settings["client.retries"] if retries is None else retries,
             connect_timeout=settings["client.connect_timeout"] or 2.0)
         self._pool_size = settings["client.pool_size"]
-        self._resolver = Resolver.for_address(self._ns_address, self.options.connect_timeout) \
-            if self._by_name else None
+        self.workers = settings["client.workers"]
+        self._resolver = Resolver.for_address(self._ns_address, self.options.connect_timeout, self._token,
+                                              follow_changes=follow_changes) if self._by_name else None
         self._health = shared_health()
         self._idle: dict[str, list[Proxy]] = {}
         self._bad: dict[str, float] = {}
@@ -179,8 +183,12 @@ class ServiceClient:
                 return
         release(connection)
 
-    def describe(self) -> dict[str, Any]:
-        """Methods with signatures and docs, attributes and oneway flags (asks the hosting daemon)."""
+    def describe(self, signatures: bool = True) -> dict[str, Any]:
+        """Methods, attributes and flags of the service; with `signatures`, a lonja host's signatures
+        and docs too (one request, on the connection calls use). Without them, or from a plain Pyro5
+        host, the description is what connecting brought: names and flags."""
+        if not signatures or not self.metadata().host_describes:
+            return _description_of(self.metadata())
         return self._retrying(self._describe_once, None, self.options)
 
     def ping(self) -> float:
@@ -243,12 +251,13 @@ class ServiceClient:
             return self._invoke(connection, uri, method, args, kwargs, options, flags, deadline)
 
     def _invoke(self, connection: Proxy, uri: str, method: str, args: tuple, kwargs: dict,
-                options: CallOptions, flags: int, deadline: float | None) -> Any:
-        """Send one request on `connection` and turn whatever comes back into a result or a lonja error."""
+                options: CallOptions, flags: int, deadline: float | None, object_id: str | None = None) -> Any:
+        """Send one request on `connection` (to the service, or to `object_id` on its host) and turn
+        whatever comes back into a result or a lonja error."""
         left = _seconds_left(deadline)
         connection._pyroTimeout = None if left is None else max(left, 0.001)
         try:
-            result = connection._pyroInvoke(method, args, kwargs, flags=flags)
+            result = connection._pyroInvoke(method, args, kwargs, flags=flags, objectId=object_id)
         except Pyro5.errors.SerializeError as exc:
             self.give_back(connection)
             if getattr(exc, "_pyroTraceback", None):  # the service could not serialize its answer
@@ -340,16 +349,11 @@ class ServiceClient:
             self._resolver.forget(self.target)
 
     def _describe_once(self, deadline: float | None) -> dict[str, Any]:
-        """Ask the daemon hosting the next instance to describe it (read-only: safe to ask again)."""
-        with _not_sent_yet():
-            uri = self._pick()
-            self._uri = uri
-            try:
-                with self._daemon(uri, _connect_timeout(self.options, deadline)) as daemon:
-                    return daemon.describe(URI(uri).object)
-            except Pyro5.errors.CommunicationError as exc:
-                self._connect_failed(uri, exc)
-                raise
+        """Ask the daemon hosting the next instance to describe it, on a pooled connection to it."""
+        connection = self._connect_any(deadline)
+        uri = connection._lonja_uri
+        return self._invoke(connection, uri, "describe", (URI(uri).object,), {}, self.options, 0, deadline,
+                            object_id=DAEMON_NAME)
 
     def _connect_any(self, deadline: float | None) -> Proxy:
         """A connection to the next instance; any failure counts as one before a request was sent."""
@@ -389,7 +393,8 @@ class ServiceClient:
                                   oneway=frozenset(connection._pyroOneway),
                                   idempotent=frozenset(hello.get("idempotent", ())),
                                   generators=frozenset(hello.get("generators", ())),
-                                  batchable=bool(hello.get("lonja")))
+                                  batchable=bool(hello.get("lonja")),
+                                  host_describes="generators" in hello)
         return connection
 
     def _connect_failed(self, uri: str, exc: Pyro5.errors.CommunicationError) -> None:
@@ -402,7 +407,7 @@ class ServiceClient:
         self._mark_bad(uri)
 
     def _daemon(self, uri: str, timeout: float | None = None) -> Proxy:
-        """A new connection to the daemon hosting `uri` (for describe and health pings)."""
+        """A new connection to the daemon hosting `uri`, for the background health pings."""
         daemon = _Connection(f"PYRO:{DAEMON_NAME}@{URI(uri).location}")
         daemon._pyroHandshake = client_handshake(self._token)
         daemon._pyroSerializer = self._serializer
@@ -441,8 +446,10 @@ class ServiceProxy:
     """
 
     def __init__(self, target: str, *, ns: str | None = None, timeout: float | None = None,
-                 retries: int | None = None, serializer: str | None = None) -> None:
-        client = ServiceClient(target, ns=ns, timeout=timeout, retries=retries, serializer=serializer)
+                 retries: int | None = None, serializer: str | None = None, settings: Settings | None = None,
+                 follow_changes: bool = True) -> None:
+        client = ServiceClient(target, ns=ns, timeout=timeout, retries=retries, serializer=serializer,
+                               settings=settings, follow_changes=follow_changes)
         object.__setattr__(self, "_client", client)
 
     def __getattr__(self, name: str) -> Any:
@@ -504,8 +511,11 @@ class RemoteMethod:
 
     async def aio(self, *args: Any, **kwargs: Any) -> Any:
         """Await the call without blocking the event loop."""
+        import asyncio  # loaded by the programs that await calls only
+
         if self._client.known_metadata is None:  # the first contact blocks: not on the event loop's thread
-            await asyncio.get_running_loop().run_in_executor(shared_executor(), self._client.metadata)
+            await asyncio.get_running_loop().run_in_executor(shared_executor(self._client.workers),
+                                                             self._client.metadata)
         return await asyncio.wrap_future(self.future(*args, **kwargs))
 
     def options(self, *, timeout: float | None = _KEEP, retries: int | None = None) -> "RemoteMethod":
@@ -526,7 +536,8 @@ class RemoteMethod:
 
 
 def connect(target: str, *, ns: str | None = None, timeout: float | None = None, retries: int | None = None,
-            serializer: str | None = None) -> ServiceProxy:
+            serializer: str | None = None, settings: Settings | None = None,
+            follow_changes: bool = True) -> ServiceProxy:
     """A proxy for the service registered as `target` (or a PYRO:/PYRONAME: URI).
 
     `ns` is the name server as "host:port" (default: settings, LONJA_NS, else 127.0.0.1:9090);
@@ -534,17 +545,29 @@ def connect(target: str, *, ns: str | None = None, timeout: float | None = None,
     limit); `retries` how often a call that failed before it was sent is tried again (default:
     client.retries); `serializer` one of msgpack, serpent, json, marshal. Nothing is contacted until the
     first call.
+
+    `settings` default to this process's: those the `lonja` command installed, else the defaults, lonja.toml
+    and LONJA_* variables as read once, on the first connect() (pass `load_settings()` for a fresh read).
+    The first connect() also applies them to Pyro5 unless the `lonja` command did already.
+    `follow_changes=False` suits a program that calls once and ends: no thread follows the name server's
+    changes (see `resolver`).
     """
     if not isinstance(target, str) or not target.strip():
         raise ValueError("connect() needs a service name or URI, e.g. connect('echo')")
-    return ServiceProxy(target.strip(), ns=ns, timeout=timeout, retries=retries, serializer=serializer)
+    return ServiceProxy(target.strip(), ns=ns, timeout=timeout, retries=retries, serializer=serializer,
+                        settings=settings, follow_changes=follow_changes)
 
 
 # -- lonja's own operations on a proxy ----------------------------------------------------------------
 
-def describe(proxy: ServiceProxy) -> dict[str, Any]:
-    """The service's methods with signatures and docs, its attributes and oneway flags (asks its host)."""
-    return _client_of(proxy).describe()
+def describe(proxy: ServiceProxy, *, signatures: bool = True) -> dict[str, Any]:
+    """The service's methods, attributes and flags, with signatures and docs (asks its host).
+
+    With `signatures=False`, only what connecting brought (no request of its own). A plain Pyro5 host has
+    no signatures to give: its description has names and flags only (`"signature": "(...)"`,
+    `"params": None`, `"class": ""`).
+    """
+    return _client_of(proxy).describe(signatures)
 
 
 def ping(proxy: ServiceProxy) -> float:
@@ -579,6 +602,17 @@ def _client_of(proxy: ServiceProxy) -> ServiceClient:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+
+def _description_of(meta: Metadata) -> dict[str, Any]:
+    """A description in `describe`'s shape from what a connection brought: names and flags, no
+    signatures or docs (`None` where a value is not known)."""
+    methods = {name: {"signature": "(...)", "params": None, "returns": None, "doc": "",
+                      "oneway": name in meta.oneway, "idempotent": name in meta.idempotent,
+                      "async": False, "generator": name in meta.generators}
+               for name in sorted(meta.methods)}
+    attributes = {name: {"doc": "", "writable": None} for name in sorted(meta.attrs)}
+    return {"class": "", "doc": "", "methods": methods, "attributes": attributes}
+
 
 def no_limit_as_none(seconds: float | None) -> float | None:
     """A timeout as lonja keeps it: seconds, or None for no limit (given as None or 0, as in Pyro5)."""

@@ -1,11 +1,13 @@
 """Name resolution shared by every proxy in the process, kept fresh by following the name server's changes.
 
-One `Resolver` per name server address holds a connection to it, the serving instances of each name
-asked for so far, and a background thread that follows the change log (`lonja_changes`): when an
-instance is added, removed or changes status, the cached entry for its name is marked stale and asked
-for again, so no call goes to an address the name server already knows is dead (while the name server is
-away, the stale entry is used: services keep serving without it). A second proxy for a name costs no
-round trip. Against a plain Pyro5 name server (no change log) entries are kept for a few seconds only.
+One `Resolver` per name server address (and token) holds a connection to it and the serving instances of
+each name asked for so far. A process that keeps calling also wants a background thread that follows the
+change log (`lonja_changes`): when an instance is added, removed or changes status, the cached entry for its
+name is marked stale and asked for again, so no call goes to an address the name server already knows is
+dead (while the name server is away, the stale entry is used: services keep serving without it). A second
+proxy for a name costs no round trip. A one-shot command (`lonja call`) asks once and starts no thread;
+without the change log (a plain Pyro5 name server, or nobody asked to follow it) entries are kept for a
+few seconds only.
 """
 
 from __future__ import annotations
@@ -29,24 +31,40 @@ class Resolver:
     """Serving instances per name, for one name server."""
 
     _lock = threading.Lock()
-    _by_address: dict[tuple[str, int, float | None], "Resolver"] = {}
+    _by_address: dict[tuple[str, int, float | None, str], "Resolver"] = {}
 
     @classmethod
-    def for_address(cls, address: str, timeout: float | None) -> "Resolver":
-        """The process-wide resolver for the name server at `address` ("host:port")."""
+    def for_address(cls, address: str, timeout: float | None, token: str, *,
+                    follow_changes: bool = True) -> "Resolver":
+        """The process-wide resolver for the name server at `address` ("host:port") used with `token`.
+
+        With `follow_changes` it follows the name server's change log from its next lookup on (a
+        background thread); once one caller asked for that, the resolver keeps following.
+        """
         host, port = parse_address(address, "the name server address")
-        key = (host, port, timeout)
+        key = (host, port, timeout, token)
         with cls._lock:
             resolver = cls._by_address.get(key)
             if resolver is None:
-                resolver = cls._by_address[key] = Resolver(NameServerClient((host, port), timeout=timeout))
-            return resolver
+                resolver = cls._by_address[key] = Resolver(NameServerClient((host, port), timeout=timeout,
+                                                                            token=token))
+        if follow_changes:
+            resolver.follow()
+        return resolver
 
     def __init__(self, ns: NameServerClient) -> None:
         self.ns = ns
         self._cache: dict[str, tuple[list[str], float]] = {}
         self._lock = threading.Lock()
+        self._follow = False
         self._watcher: threading.Thread | None = None
+
+    def follow(self) -> None:
+        """Follow the change log from the next lookup on; what was cached without it is asked for again."""
+        with self._lock:
+            if not self._follow:
+                self._follow = True
+                self._cache = {name: (uris, -1.0) for name, (uris, _) in self._cache.items()}
 
     def instances(self, name: str) -> list[str]:
         """The URIs serving `name`, from the cache or the name server (NameNotFound if there are none)."""
@@ -63,7 +81,7 @@ class Resolver:
             raise
         with self._lock:
             self._cache[name] = (uris, 0 if lonja and self._watching() else time.monotonic() + PLAIN_NS_TTL)
-        if lonja:
+        if lonja and self._follow:
             self._start_watching()
         return uris
 

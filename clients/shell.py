@@ -13,13 +13,12 @@ import argparse
 import code
 import keyword
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lonja import clients
-from lonja.config import Settings
+if TYPE_CHECKING:
+    from lonja.config import Settings
 
-from .naming import NameServerClient
-from .proxy import ServiceProxy, close, connect
+    from .naming import NameServerClient
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -33,10 +32,14 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def namespace(ns: NameServerClient, settings: Settings, prefix: str | None = None) -> dict[str, Any]:
     """The variables of a shell: a proxy per registered name, plus `services`, `connect`, `ns`, `clients`."""
+    from lonja import clients
+
+    from .proxy import ServiceProxy, connect
+
     services: dict[str, ServiceProxy] = {}
     for name in ns.list(prefix):
         if name != "Pyro.NameServer":
-            services[name] = connect(name, ns=settings.ns_address)
+            services[name] = connect(name, settings=settings)
     variables: dict[str, Any] = {"services": services, "connect": connect, "ns": ns, "clients": clients}
     for name, proxy in services.items():
         variable = re.sub(r"\W", "_", name)
@@ -46,7 +49,10 @@ def namespace(ns: NameServerClient, settings: Settings, prefix: str | None = Non
 
 
 def run_shell(args: argparse.Namespace, settings: Settings) -> int:
-    ns = NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"])
+    from .naming import NameServerClient
+    from .proxy import close
+
+    ns = NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"], settings=settings)
     variables = namespace(ns, settings, args.prefix)
     helpers = ("services", "connect", "ns", "clients")
     names = ", ".join(sorted(k for k in variables if k not in helpers)) or "(none)"

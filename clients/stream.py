@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -52,8 +51,10 @@ class RemoteStream:
         return self
 
     async def __anext__(self) -> Any:
+        import asyncio  # loaded by the programs that await items only
+
         loop = asyncio.get_running_loop()
-        item = await loop.run_in_executor(shared_executor(), next, self, _END)
+        item = await loop.run_in_executor(shared_executor(self._owner.workers), next, self, _END)
         if item is _END:
             raise StopAsyncIteration
         return item

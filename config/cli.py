@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-
 from pathlib import Path
 
-from .certs import init_certs
 from .settings import Settings, is_secret
 
 
@@ -63,6 +61,8 @@ def _shown(key: str, value: object) -> object:
 
 
 def run_certs_init(args: argparse.Namespace, settings: Settings) -> int:
+    from .certs import init_certs
+
     paths = init_certs(Path(args.directory).expanduser().resolve(), force=args.force, names=tuple(args.san))
     for path in paths.values():
         print(f"wrote {path}")

@@ -10,8 +10,10 @@ import functools
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping
 
 if sys.version_info >= (3, 11):
@@ -139,10 +141,21 @@ class Section:
 
 
 class Settings:
-    """The effective settings: `settings["ns.port"]`, `settings.ns.port`, `settings.source("ns.port")`."""
+    """The effective settings: `settings["ns.port"]`, `settings.ns.port`, `settings.source("ns.port")`.
 
-    def __init__(self, values: dict[str, Value]) -> None:
-        self._values = values
+    Read-only: a Settings is built once and passed down, so whoever holds one can keep it.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Value]) -> None:
+        object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("settings are read-only: build new ones with load_settings() or with_flags()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("settings are read-only")
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key].value
@@ -195,38 +208,51 @@ def load_settings(config_file: str | os.PathLike | None = None,
 
 
 _installed: Settings | None = None
+_installing = threading.Lock()
 
 
 def install_settings(settings: Settings) -> None:
-    """Make `settings` this process's settings (the CLI does this after applying its flags)."""
+    """Make `settings` this process's settings (the `lonja` command does this after applying its flags)."""
     global _installed
     _installed = settings
 
 
 def current_settings() -> Settings:
-    """This process's settings: those the CLI installed, else freshly read from file and environment."""
-    return _installed if _installed is not None else load_settings()
+    """This process's settings: those the `lonja` command installed, else the defaults, file and
+    environment as read on first use. Read once per process: later changes to the file or the
+    environment are not seen (pass `settings=load_settings()` to `connect()` for a fresh read)."""
+    global _installed
+    if _installed is None:
+        with _installing:
+            if _installed is None:
+                _installed = load_settings()
+    return _installed
 
 
 @functools.lru_cache(maxsize=1)
 def _defaults() -> dict[str, Value]:
-    """The built-in layer, read once per process (every `connect()` loads the settings)."""
+    """The built-in layer, parsed once per process."""
     with open(DEFAULTS_FILE, "rb") as f:
         defaults = tomllib.load(f)
     return {f"{section}.{key}": Value(value, "default") for section, table in defaults.items()
             for key, value in table.items()}
 
 
-def parse_address(text: str, what: str) -> tuple[str, int]:
-    """Split "host:port" (or "[::1]:port") into its parts; `what` names the source for the error."""
-    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\s\[\]]+):(\d+)", text.strip())
+def parse_address(text: str, what: str, default_port: int = 9090) -> tuple[str, int]:
+    """Split "host:port", "[::1]:port" or a bare host (which gets `default_port`, the name server's
+    9090); `what` names where the text came from, for the ConfigError that says what is wrong."""
+    text = text.strip()
+    match = re.fullmatch(r"\[([^\]\s]+)\](?::([^:]*))?|([^:\s\[\]]+)(?::([^:]*))?", text)
     if not match:
-        raise ConfigError(f"invalid address {text!r} from {what}: expected HOST:PORT, e.g. 127.0.0.1:9090")
+        raise ConfigError(f"invalid address {text!r} from {what}: expected HOST or HOST:PORT, e.g. 127.0.0.1:9090 "
+                          f"(an IPv6 address in brackets: [::1]:9090)")
     host = match.group(1) or match.group(3)
-    port = int(match.group(2) or match.group(4))
-    if not 0 < port <= 65535:
-        raise ConfigError(f"invalid port {port} in {text!r} from {what}: a port is 1..65535")
-    return host, port
+    port_text = match.group(2) if match.group(1) else match.group(4)
+    if port_text is None:
+        return host, default_port
+    if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) <= 65535:
+        raise ConfigError(f"invalid port {port_text!r} in {text!r} from {what}: a port is a number 1..65535")
+    return host, int(port_text)
 
 
 def _user_file(config_file: Any, environ: Mapping[str, str], cwd: Path) -> Path | None:

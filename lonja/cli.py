@@ -7,6 +7,7 @@ only wires them together and owns the error-to-exit-code mapping (see `exits`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from typing import Sequence
@@ -30,18 +31,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_for(args)
         install_settings(settings)
         apply_to_pyro(settings)
-        return args.run(args, settings)
+        code = args.run(args, settings)
+        sys.stdout.flush()  # a reader that went away shows here, while its error can still be handled
+        return code
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else exits.USAGE
     except BaseException as exc:
-        code, label = exits.classify(exc)
-        message = str(exc) or type(exc).__name__
-        if code == exits.INTERNAL:
-            message = f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)"
-        if code == exits.INTERRUPTED:
-            print("lonja: interrupted", file=sys.stderr)
-        else:
-            print(f"lonja: {label}: {message}", file=sys.stderr)
+        code = exits.exit_code(exc)
+        if code == exits.BROKEN_PIPE:  # `lonja ... | head`: stop quietly, and leave nothing to flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return code
+        print(exits.error_line(exc), file=sys.stderr)
         if debug:
             traceback.print_exception(exc)
             remote = getattr(exc, "remote_traceback", "")

@@ -1,38 +1,40 @@
-"""The documented exit codes of `lonja`, and which error maps to which."""
+"""The documented exit codes of `lonja`, and which error maps to which.
+
+Each lonja error carries its own code (`exit_code`, see `lonja.config.errors`); this module only reads
+it. Anything that is not a LonjaError is a bug in lonja, apart from Ctrl-C and a closed output pipe.
+"""
 
 from __future__ import annotations
 
-OK = 0
-REMOTE_ERROR = 1        # the remote method raised
-USAGE = 2               # bad arguments, bad settings, unknown method
-UNREACHABLE = 3         # name server unreachable, unknown name, service unreachable
-IN_USE = 4              # cannot start: the port or the name is already taken
-DENIED = 5              # no token, a wrong token, or a role that may not do this
-INTERRUPTED = 130       # Ctrl-C during a command that is not a server
-INTERNAL = 70           # a bug in lonja: rerun with --debug and report the traceback
+from lonja.config.errors import (BROKEN_PIPE, DENIED, IN_USE, INTERNAL, INTERRUPTED, OK, REMOTE_ERROR, UNREACHABLE,
+                                 USAGE, LonjaError)
+
+__all__ = ["BROKEN_PIPE", "DENIED", "INTERNAL", "INTERRUPTED", "IN_USE", "OK", "REMOTE_ERROR", "UNREACHABLE", "USAGE",
+           "error_line", "exit_code", "label"]
 
 
-def classify(exc: BaseException) -> tuple[int, str]:
-    """The exit code and the one-line label for an error that ends a command."""
-    from lonja.config import ConfigError
-
-    if isinstance(exc, ConfigError):  # may come before Pyro5 could be imported: check it first
-        return USAGE, "error"
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an error that ends a command."""
     if isinstance(exc, KeyboardInterrupt):
-        return INTERRUPTED, "interrupted"
-    from lonja.clients.errors import (AccessDenied, NameNotFound, NameServerUnreachable, RemoteError, ServiceUnreachable,
-                                UsageError)
-    from lonja.nameserver.errors import NameServerError, StorageError
-    from lonja.services.errors import NameTaken, ServiceLoadError
+        return INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        return BROKEN_PIPE
+    return exc.exit_code if isinstance(exc, LonjaError) else INTERNAL
 
-    if isinstance(exc, AccessDenied):
-        return DENIED, "access denied"
-    if isinstance(exc, RemoteError):
-        return REMOTE_ERROR, "remote error"
-    if isinstance(exc, (UsageError, ServiceLoadError, StorageError)):
-        return USAGE, "error"
-    if isinstance(exc, (NameServerUnreachable, NameNotFound, ServiceUnreachable)):
-        return UNREACHABLE, "error"
-    if isinstance(exc, (NameTaken, NameServerError)):
-        return IN_USE, "error"
-    return INTERNAL, "internal error"
+
+def label(exc: BaseException) -> str:
+    """What follows "lonja: " on the error's line."""
+    return exc.label if isinstance(exc, LonjaError) else "internal error"
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line `lonja` prints on stderr for an error that ends a command."""
+    code = exit_code(exc)
+    if code == INTERRUPTED:
+        return "lonja: interrupted"
+    text = exc.one_line() if isinstance(exc, LonjaError) else str(exc)
+    message = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    if code == INTERNAL:
+        message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+        message += " (rerun with --debug for the traceback)"
+    return f"lonja: {label(exc)}: {message or type(exc).__name__}"

@@ -1,13 +1,17 @@
-"""`lonja up`: a name server and every built-in service in one process, in the foreground."""
+"""`lonja up`: a name server and every built-in service in one process, in the foreground.
+
+Both are imported when `up` runs, not when the parser is built.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from lonja.config import Settings, stop_on_signals
-from lonja.nameserver.server import NameServerPolicy, start_nameserver
-from lonja.services.cli import run_host
-from lonja.services.host import BUILTINS, ServiceHost, load_target
+from lonja.services.builtin import BUILTINS
+
+if TYPE_CHECKING:
+    from lonja.config import Settings
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -22,6 +26,11 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_up(args: argparse.Namespace, settings: Settings) -> int:
+    from lonja.config import stop_on_signals
+    from lonja.nameserver.server import NameServerPolicy, start_nameserver
+    from lonja.services.cli import run_host
+    from lonja.services.host import ServiceHost, load_target
+
     ns = start_nameserver(host=settings["ns.host"], port=settings["ns.port"], storage=settings["ns.storage"],
                           data_dir=settings.data_dir, broadcast=settings["ns.broadcast"],
                           policy=NameServerPolicy.from_settings(settings))

@@ -1,12 +1,18 @@
 """lonja's name server: Pyro5's NameServer with a durable SQLite store and a start/stop handle.
 
-This package never imports `services` or `clients`.
+This package never imports `services` or `clients`. The server and its storage are imported on first use
+of one of their names, so that the `lonja` command's parser (which imports `lonja.nameserver.cli`) stays light.
 """
 
+import importlib
+from typing import Any
+
 from .errors import NameServerError, StorageError
-from .names import LonjaNameServer
-from .server import NameServerDaemon, NameServerHandle, NameServerPolicy, run_nameserver, start_nameserver
-from .storage import MemoryStorage, SqliteStorage, Storage, make_storage
+
+_LAZY = {"LonjaNameServer": ".names",
+         **dict.fromkeys(("NameServerDaemon", "NameServerHandle", "NameServerPolicy", "run_nameserver",
+                          "start_nameserver"), ".server"),
+         **dict.fromkeys(("MemoryStorage", "SqliteStorage", "Storage", "make_storage"), ".storage")}
 
 __all__ = [
     "LonjaNameServer",
@@ -22,3 +28,14 @@ __all__ = [
     "run_nameserver",
     "start_nameserver",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,12 +1,12 @@
-"""The `lonja ns` subcommand: run a name server in the foreground."""
+"""The `lonja ns` subcommand: run a name server in the foreground (imported by `run_ns` only)."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from lonja.config import Settings
-
-from .server import NameServerPolicy, run_nameserver
+if TYPE_CHECKING:
+    from lonja.config import Settings
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -22,6 +22,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_ns(args: argparse.Namespace, settings: Settings) -> int:
+    from .server import NameServerPolicy, run_nameserver
+
     return run_nameserver(host=settings["ns.host"], port=settings["ns.port"], storage=settings["ns.storage"],
                           data_dir=settings.data_dir, broadcast=settings["ns.broadcast"],
                           policy=NameServerPolicy.from_settings(settings))

@@ -570,8 +570,8 @@ def _check_uri(uri: Any) -> str:
     _check_text(uri, "uri", MAX_URI_LENGTH)
     try:
         Pyro5.core.URI(uri)
-    except Pyro5.errors.PyroError:
-        raise ValueError(f"invalid uri: {_quote(uri)}") from None
+    except Pyro5.errors.PyroError:  # the error type Pyro5's own name server raises for it
+        raise Pyro5.errors.PyroError(f"invalid uri: {_quote(uri)}") from None
     return uri
 
 
@@ -652,9 +652,8 @@ def _class_of(tags: Iterable[str]) -> str:
 
 
 def _already_served(name: str, instance: Instance) -> NameAlreadyServed:
-    served_class = instance.class_name or "another class"
-    return NameAlreadyServed(f"the name {_quote(name)} is already served by {instance.uri} ({served_class}): "
-                             f"stop that server, or use another name", instance.uri, instance.class_name)
+    return NameAlreadyServed(name, instance.uri, instance.class_name,
+                             advice="stop that server, or use another name")
 
 
 def _who(identity: Identity) -> str:

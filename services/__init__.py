@@ -6,11 +6,29 @@
     class Greeter:
         def hello(self, name: str) -> str:
             return f"hello {name}"
+
+The decorators and the host are imported on first use of one of their names, so that the `lonja`
+command's parser (which imports `lonja.services.cli`) stays light.
 """
 
-from .decorators import expose, idempotent, oneway, service
+import importlib
+from typing import Any
+
 from .errors import NameTaken, ServiceError, ServiceLoadError
-from .host import ServiceHost, load_target
+
+_LAZY = {"ServiceHost": ".host", "load_target": ".host",
+         **dict.fromkeys(("expose", "idempotent", "oneway", "service"), ".decorators")}
 
 __all__ = ["NameTaken", "ServiceError", "ServiceHost", "ServiceLoadError", "expose", "idempotent",
            "load_target", "oneway", "service"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

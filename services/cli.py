@@ -1,14 +1,21 @@
-"""The `lonja serve` subcommand: host services in the foreground until SIGINT/SIGTERM."""
+"""The `lonja serve` subcommand: host services in the foreground until SIGINT/SIGTERM.
+
+The host machinery is imported when `serve` runs, not when the parser is built.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lonja.config import Settings, stop_on_signals
-
+from .builtin import BUILTINS
 from .errors import ServiceLoadError
-from .host import BUILTINS, ServiceHost, load_target
+
+if TYPE_CHECKING:
+    from lonja.config import Settings
+
+    from .host import ServiceHost
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -29,6 +36,10 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from lonja.config import stop_on_signals
+
+    from .host import ServiceHost, load_target
+
     if args.name and len(args.targets) > 1:
         raise ServiceLoadError("--name works with one TARGET only: run one `lonja serve` per name")
     if not Path(args.app_dir).is_dir():

@@ -1,13 +1,17 @@
 """Errors of the service host, one line each for the CLI."""
 
+from lonja.config.errors import IN_USE, USAGE, LonjaError, NameTaken
 
-class ServiceError(Exception):
-    """Base class of service-host errors."""
+__all__ = ["NameTaken", "ServiceError", "ServiceLoadError"]
+
+
+class ServiceError(LonjaError):
+    """The service host cannot start: it cannot listen on its address, say."""
+
+    exit_code = IN_USE
 
 
 class ServiceLoadError(ServiceError):
     """A TARGET could not be imported or instantiated."""
 
-
-class NameTaken(ServiceError):
-    """The name is held by another live server."""
+    exit_code = USAGE

@@ -7,6 +7,7 @@ dead server is taken over.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib._bootstrap
 import importlib._bootstrap_external
@@ -24,19 +25,19 @@ from typing import Any
 import Pyro5.errors
 from Pyro5.client import Proxy
 
-from lonja.clients.errors import NameConflict, NameServerUnreachable
+from lonja.clients.errors import NameServerUnreachable
 from lonja.clients.naming import NameServerClient
 from lonja.config import Settings
 from lonja.config.auth import TokenTable, client_token
 from lonja.config.limits import Limits
 
+from .builtin import BUILTINS
 from .daemon import HostDaemon
 from .decorators import service_info
-from .errors import NameTaken, ServiceLoadError
+from .errors import NameTaken, ServiceError, ServiceLoadError
 
 log = logging.getLogger("lonja.services")
 
-BUILTINS = {"echo": "lonja.services.builtin.echo:Echo"}
 LONJA_TAG = "lonja:service"
 
 
@@ -129,12 +130,18 @@ class ServiceHost:
                  ns: str | tuple[str, int] | None = None) -> None:
         self.settings = settings
         tokens = TokenTable.for_callers(settings) if settings["auth.require_token"] else None
-        self.daemon = HostDaemon(host or settings["service.host"],
-                                 settings["service.port"] if port is None else port,
-                                 Limits.from_settings(settings),
-                                 oneway_workers=settings["service.oneway_workers"],
-                                 servertype=settings["service.servertype"],
-                                 max_threads=settings["service.threads"], tokens=tokens)
+        host = host or settings["service.host"]
+        port = settings["service.port"] if port is None else port
+        try:
+            self.daemon = HostDaemon(host, port, Limits.from_settings(settings),
+                                     oneway_workers=settings["service.oneway_workers"],
+                                     servertype=settings["service.servertype"],
+                                     max_threads=settings["service.threads"], tokens=tokens)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ServiceError(f"port {port} on {host} is already in use: use --port to pick another, "
+                                   f"or leave it out for a free one") from None
+            raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
                                    timeout=settings["client.connect_timeout"] or None,
                                    token=client_token(settings))
@@ -223,10 +230,11 @@ class ServiceHost:
             else:
                 existing = self.ns.list(hosted.name).get(hosted.name)
                 if existing and existing[0] != hosted.uri and _is_alive(existing[0]):
-                    raise NameConflict(hosted.name, str(existing[0]))
+                    raise NameTaken(hosted.name, str(existing[0]))
                 self.ns.register(hosted.name, hosted.uri, hosted.metadata)
-        except NameConflict as exc:
-            raise NameTaken(f"{exc}: stop that server, or host this one under another name with --name") from None
+        except NameTaken as exc:
+            raise NameTaken(hosted.name, exc.served_uri, exc.served_class,
+                            advice="stop that server, or host this one under another name with --name") from None
         if hosted not in self._registered:
             self._registered.append(hosted)
         log.info("registered %s as %s", hosted.name, hosted.uri)

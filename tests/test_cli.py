@@ -78,7 +78,7 @@ def test_bad_arguments_exit_2(lonja, ns, echo):
         (["call", "echo.echo", "value=1", "2"], "positional argument '2' after a KEY=VALUE"),
         (["call", "echo.echo", "--timeout", "soon"], "invalid float value"),
         (["frobnicate"], "invalid choice"),
-        (["ls", "--ns", "nohost"], "invalid address 'nohost'"),
+        (["ls", "--ns", "a:b:c"], "invalid address 'a:b:c'"),
     ]:
         result = lonja.run(*args, "--ns", ns) if "--ns" not in args else lonja.run(*args)
         assert result.returncode == 2, (args, result.stdout, result.stderr)

@@ -10,6 +10,7 @@ import pytest
 from lonja import clients
 from lonja.clients import (LonjaError, NameNotFound, NameServerClient, NameServerUnreachable, RemoteError,
                            ServiceUnreachable, close, connect, uri)
+from lonja.config import load_settings
 from harness import free_port
 
 
@@ -78,7 +79,7 @@ def test_killed_service_is_unreachable(ns, echo):
 
 def test_ns_defaults_come_from_lonja_ns(monkeypatch, ns, echo):
     monkeypatch.setenv("LONJA_NS", ns)
-    with connect("echo") as proxy:
+    with connect("echo", settings=load_settings()) as proxy:  # settings as read now, not at the first connect
         assert proxy.echo("env") == "env"
 
 

@@ -24,11 +24,11 @@ def test_calls_have_a_30_second_deadline_by_default():
 
 def test_the_timeout_setting_applies_and_0_means_no_limit(monkeypatch, ns, echo):
     monkeypatch.setenv("LONJA_CLIENT_TIMEOUT", "0.3")
-    with connect("echo", ns=ns) as proxy:
+    with connect("echo", ns=ns, settings=load_settings()) as proxy:  # as read now, not at the first connect
         with pytest.raises(CallTimeout, match="did not answer within 0.3 s"):
             proxy.slow(5)
     monkeypatch.setenv("LONJA_CLIENT_TIMEOUT", "0")
-    with connect("echo", ns=ns) as proxy:
+    with connect("echo", ns=ns, settings=load_settings()) as proxy:
         assert proxy.slow(0.5, value="no limit") == "no limit"
 
 

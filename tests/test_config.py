@@ -63,7 +63,7 @@ def test_bad_file_values_name_key_value_and_line(tmp_path, text, expected):
     ({"LONJA_CLIENT_TIMEOUT": "soon"}, "invalid value 'soon' for client.timeout from env LONJA_CLIENT_TIMEOUT"),
     ({"LONJA_NS_BROADCAST": "maybe"}, "expected true or false"),
     ({"LONJA_NSPORT": "1"}, "unknown environment variable LONJA_NSPORT"),
-    ({"LONJA_NS": "localhost"}, "invalid address 'localhost' from LONJA_NS"),
+    ({"LONJA_NS": "localhost:http"}, "invalid port 'http' in 'localhost:http' from LONJA_NS"),
     ({"LONJA_CONFIG": "/does/not/exist.toml"}, "config file /does/not/exist.toml (from LONJA_CONFIG) does not exist"),
 ])
 def test_bad_environment(environ, expected):

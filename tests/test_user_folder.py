@@ -112,10 +112,10 @@ def check_error_points_at(result: subprocess.CompletedProcess, path: Path, line:
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("lonja: error: cannot import module"), result.stderr
     assert f'File "{path}", line {line}' in result.stderr, result.stderr
-    assert f"    {text}\n" in result.stderr, result.stderr
+    assert result.stderr.rstrip("\n").endswith(f"| {text}"), result.stderr  # the user's own line, last
     assert "Traceback" not in result.stderr and "importlib" not in result.stderr, result.stderr
     assert str(ROOT) not in result.stderr, result.stderr
-    assert len(result.stderr.splitlines()) == 3, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_an_error_in_the_users_module_shows_the_users_line(tmp_path):
