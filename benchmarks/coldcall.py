@@ -76,6 +76,7 @@ def main(argv: list[str]) -> int:
     ns, tries = argv[0], int(argv[1])
     kinds = [arg.split("=", 1) for arg in argv[2:]]
     import Pyro5.api  # noqa: F401  (imported once, before forking)
+
     import lonja.clients  # noqa: F401
 
     def timeout(signum, frame):

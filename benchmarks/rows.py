@@ -17,13 +17,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import Pyro5.api
 from Pyro5 import config as pyro_config
 
-from lonja.clients import batch as lonja_batch, close, connect
+from lonja.clients import batch as lonja_batch
+from lonja.clients import close, connect
 
 from .measure import alternate, latencies, percentile, rate, row, summary, wait_until
 from .servers import LONJA_SERVERTYPES, ROOT, Servers, child_env
@@ -296,7 +298,7 @@ def batch(ctx: Context) -> list[dict[str, Any]]:
 def client_processes(ctx: Context) -> list[dict[str, Any]]:
     """1, 8 and 32 client processes calling `echo` in a loop: total calls/s, for plain Pyro5's thread server
     and lonja's host of each server type. The servers take turns in a rotating order."""
-    servers = ["plain"] + list(ctx.servertypes)
+    servers = ["plain", *ctx.servertypes]
     totals: dict[tuple[str, int], list[float]] = {(s, n): [] for s in servers for n in CLIENT_PROCESSES}
     for rep in range(ctx.counts.reps):
         for i, n in enumerate(CLIENT_PROCESSES):
@@ -378,7 +380,7 @@ def first_call(ctx: Context) -> list[dict[str, Any]]:
     warm: dict[str, list[float]] = {kind: [] for kind in kinds}
     cold: dict[str, list[float]] = {kind: [] for kind in kinds}
     order = list(kinds.items())
-    for rep in range(ctx.counts.reps):
+    for _ in range(ctx.counts.reps):
         timings: dict[str, list[float]] = {kind: [] for kind in kinds}
         for attempt in range(ctx.counts.first_calls + 5):
             shift = attempt % len(order)

@@ -136,8 +136,8 @@ class Servers:
                         [sys.executable, "-m", "lonja", "serve", "echo", "--name", name, "--host", "127.0.0.1",
                          "--ns", self.ns], "press Ctrl-C to stop", env={"LONJA_SERVICE_SERVERTYPE": servertype})
             server = self.started[-1]
-            self.lonja_uris[servertype] = next(l.split(" at ", 1)[1].strip() for l in server.head
-                                               if l.startswith(f"serving {name} at "))
+            self.lonja_uris[servertype] = next(line.split(" at ", 1)[1].strip() for line in server.head
+                                               if line.startswith(f"serving {name} at "))
             progress(f"lonja {servertype} host at {self.lonja_uris[servertype]}")
         line = self._start("plain Pyro5", [sys.executable, str(Path(__file__).with_name("plain_server.py")),
                                            self.ns, self.plain_name], "plain server at", lonja=False)
@@ -166,7 +166,7 @@ class Servers:
                 why = f"exited with {process.returncode}" if process.poll() is not None else \
                     f"not ready within {START_TIMEOUT:.0f} s"
                 raise RuntimeError(f"{label} {why}; its output:\n" + "\n".join(server.lines))
-        return next(l for l in server.head if ready in l)
+        return next(line for line in server.head if ready in line)
 
     def stop(self) -> None:
         """Stop every server by pid: the hosts first (they unregister their names), the name server last.

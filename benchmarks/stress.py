@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .servers import clean_environment, remove_workdir
 
@@ -145,7 +146,8 @@ class Run:
             with kit.Bystander(cluster.ns) as bystander:
                 result = kit.fuzz(address, object_id, probes, pid, deadline=90)
             after = kit.answers(cluster.ns, echo_uri)
-            notes = ["RSS peak: " + ", ".join(f"{label.replace(f'zlib bomb ({c.bomb_mb} MB)', 'bomb')} +{max(0.0, mb):.0f} MB"
+            bomb = f"zlib bomb ({c.bomb_mb} MB)"
+            notes = ["RSS peak: " + ", ".join(f"{label.replace(bomb, 'bomb')} +{max(0.0, mb):.0f} MB"
                                               for label, mb in result.growth_mb.items())]
             if result.hangs:
                 notes.append(f"{len(result.hangs)} hang(s): " + "; ".join(result.hangs[:3]))
@@ -169,8 +171,8 @@ class Run:
                     result = kit.flood(address, count, c.deadline + 3, source)
                 after = kit.answers(cluster.ns, echo_uri)
                 what = "silent/slow" if source == kit.HOST else "silent"
-                notes = (f"{result.dropped} dropped ({result.dropped_at_once} at once, last at {result.slowest_drop} s), "
-                         f"{result.too_many} told "
+                notes = (f"{result.dropped} dropped ({result.dropped_at_once} at once, "
+                         f"last at {result.slowest_drop} s), {result.too_many} told "
                          f"'too many connections', {result.refused_at_connect} refused at connect, "
                          f"{result.still_open} still open after {c.deadline + 3:.0f} s")
                 if fresh:
@@ -198,7 +200,8 @@ class Run:
             with kit.Bystander(cluster.ns) as bystander:
                 load = kit.hammer(cluster.ns, clients, c.load_seconds)
             self.rows.append(row(f"{clients} concurrent clients", self.held(bystander) and not load.errors,
-                                 clients - load.clients_with_errors, clients, len(load.errors) + len(bystander.failures),
+                                 clients - load.clients_with_errors, clients,
+                                 len(load.errors) + len(bystander.failures),
                                  bystander.worst, notes=f"{load.calls} calls in {c.load_seconds:.0f} s, "
                                  f"slowest {load.worst} s" + (f"; {load.errors[0]}" if load.errors else ""),
                                  bystander=bystander.summary(), calls=load.calls, errors=load.errors[:10]))

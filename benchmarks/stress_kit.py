@@ -22,11 +22,12 @@ import time
 import tomllib
 import zlib
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import Pyro5.api
 import Pyro5.errors
@@ -238,7 +239,7 @@ class Bystander:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def __enter__(self) -> "Bystander":
+    def __enter__(self) -> Bystander:
         self._thread = threading.Thread(target=self._run, name="bystander", daemon=True)
         self._thread.start()
         return self
@@ -390,7 +391,7 @@ def read_answer(sock: socket.socket, timeout: float) -> tuple[str, str]:
             if not chunk:
                 return ("answer", f"{len(data)} bytes, then closed") if data else ("closed", "EOF")
             data += chunk
-    except socket.timeout:
+    except TimeoutError:
         return ("answer", f"{len(data)} bytes, then silence") if data else ("hang", "")
     except OSError as exc:
         return ("closed", type(exc).__name__)

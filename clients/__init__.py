@@ -20,8 +20,19 @@ import importlib
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 from typing import Any
 
-from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameNotFound, NameServerUnreachable,
-                     OutcomeUnknown, RemoteError, SerializationError, ServiceUnreachable, UsageError)
+from .errors import (
+    AccessDenied,
+    CallTimeout,
+    LonjaError,
+    MessageTooLarge,
+    NameNotFound,
+    NameServerUnreachable,
+    OutcomeUnknown,
+    RemoteError,
+    SerializationError,
+    ServiceUnreachable,
+    UsageError,
+)
 
 _LAZY = {"Batch": ".batching", "NameServerClient": ".naming", "RemoteStream": ".stream",
          **dict.fromkeys(("RemoteMethod", "ServiceProxy", "batch", "close", "connect", "describe", "instances",

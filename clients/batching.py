@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from Pyro5 import protocol
 
@@ -31,7 +32,7 @@ class Batch:
             self._calls.append((name, args, kwargs))
         return record
 
-    def __enter__(self) -> "Batch":
+    def __enter__(self) -> Batch:
         return self
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:

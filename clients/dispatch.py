@@ -37,14 +37,14 @@ class _Call:
     method: str
     args: tuple
     kwargs: dict
-    options: "CallOptions"
+    options: CallOptions
     flags: int
 
 
 class Dispatcher:
     """The queue of one proxy's background calls and the workers that send them."""
 
-    def __init__(self, client: "ServiceClient", workers: int) -> None:
+    def __init__(self, client: ServiceClient, workers: int) -> None:
         self._client = client
         self._workers = max(1, workers)
         self._queue: collections.deque[_Call] = collections.deque()
@@ -52,7 +52,7 @@ class Dispatcher:
         self._running = 0
         self._seconds: dict[str, float] = {}   # recent seconds per call, by method
 
-    def submit(self, method: str, args: tuple, kwargs: dict, options: "CallOptions", flags: int) -> Future:
+    def submit(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int) -> Future:
         future: Future = Future()
         with self._lock:
             self._queue.append(_Call(future, method, args, kwargs, options, flags))

@@ -136,7 +136,7 @@ class NameServerClient:
                 self._proxy._pyroRelease()
                 self._proxy = None
 
-    def __enter__(self) -> "NameServerClient":
+    def __enter__(self) -> NameServerClient:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -26,10 +26,11 @@ import random
 import select
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import Pyro5.errors
 from Pyro5 import protocol
@@ -42,8 +43,18 @@ from lonja.config.wire import client_handshake
 
 from .batching import Batch
 from .dispatch import Dispatcher
-from .errors import (AccessDenied, CallTimeout, LonjaError, MessageTooLarge, NameServerUnreachable,
-                     OutcomeUnknown, SerializationError, ServiceUnreachable, UsageError, remote_error_from)
+from .errors import (
+    AccessDenied,
+    CallTimeout,
+    LonjaError,
+    MessageTooLarge,
+    NameServerUnreachable,
+    OutcomeUnknown,
+    SerializationError,
+    ServiceUnreachable,
+    UsageError,
+    remote_error_from,
+)
 from .executor import shared_executor
 from .health import shared_health
 from .naming import tls_failure, tls_message
@@ -478,7 +489,7 @@ class ServiceProxy:
         client = self._client
         return f"<lonja proxy {client.target!r} at {client.last_uri or 'unresolved'}>"
 
-    def __enter__(self) -> "ServiceProxy":
+    def __enter__(self) -> ServiceProxy:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -518,7 +529,7 @@ class RemoteMethod:
                                                              self._client.metadata)
         return await asyncio.wrap_future(self.future(*args, **kwargs))
 
-    def options(self, *, timeout: float | None = _KEEP, retries: int | None = None) -> "RemoteMethod":
+    def options(self, *, timeout: float | None = _KEEP, retries: int | None = None) -> RemoteMethod:
         """The same method with other call options: `p.m.options(timeout=2, retries=3)(...)`.
 
         `timeout` is seconds for the whole call, retries included; None (or 0) means no limit.

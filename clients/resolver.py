@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import ClassVar
 
 from lonja.config import parse_address
 
@@ -31,11 +32,11 @@ class Resolver:
     """Serving instances per name, for one name server."""
 
     _lock = threading.Lock()
-    _by_address: dict[tuple[str, int, float | None, str], "Resolver"] = {}
+    _by_address: ClassVar[dict[tuple[str, int, float | None, str], Resolver]] = {}
 
     @classmethod
     def for_address(cls, address: str, timeout: float | None, token: str, *,
-                    follow_changes: bool = True) -> "Resolver":
+                    follow_changes: bool = True) -> Resolver:
         """The process-wide resolver for the name server at `address` ("host:port") used with `token`.
 
         With `follow_changes` it follows the name server's change log from its next lookup on (a

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import Pyro5.errors
 from Pyro5.client import Proxy
@@ -26,7 +27,7 @@ class RemoteStream:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def __iter__(self) -> "RemoteStream":
+    def __iter__(self) -> RemoteStream:
         return self
 
     def __next__(self) -> Any:
@@ -47,7 +48,7 @@ class RemoteStream:
                 self._finish()
                 raise remote_error_from(exc) from None
 
-    def __aiter__(self) -> "RemoteStream":
+    def __aiter__(self) -> RemoteStream:
         return self
 
     async def __anext__(self) -> Any:

@@ -49,13 +49,13 @@ class TokenTable:
         self._entries = [(role, *entry.split(":", 1)) for role, tokens in entries.items() for entry in tokens]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "TokenTable":
+    def from_settings(cls, settings: Settings) -> TokenTable:
         return cls(settings["auth.enabled"],
                    {role: settings[f"auth.{role}_tokens"] for role in ROLES},
                    settings["auth.allow_anonymous_read"])
 
     @classmethod
-    def for_callers(cls, settings: Settings) -> "TokenTable":
+    def for_callers(cls, settings: Settings) -> TokenTable:
         """The tokens a service accepts from callers under `auth.require_token`: any role, never anonymous."""
         return cls(True, {role: settings[f"auth.{role}_tokens"] for role in ROLES}, allow_anonymous_read=False)
 

@@ -47,7 +47,7 @@ def init_certs(directory: Path, force: bool = False, days: int = 365, names: tup
             alternative.append(x509.IPAddress(ipaddress.ip_address(extra)))
         except ValueError:
             alternative.append(x509.DNSName(extra))
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def name(common: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lonja development"),

@@ -36,7 +36,7 @@ class Limits:
     accept_marshal: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, max_message_size: int | None = None) -> "Limits":
+    def from_settings(cls, settings: Settings, max_message_size: int | None = None) -> Limits:
         """The limits of `settings`; a name server passes its own (smaller) `max_message_size`."""
         return cls(max_connections=settings["limits.max_connections"],
                    max_connections_per_peer=settings["limits.max_connections_per_peer"],
@@ -87,6 +87,7 @@ class PeerLog:
 def peer_of(conn: Any) -> str:
     """"HOST:PORT" of the peer of a Pyro5 connection, for log lines."""
     try:
-        return "%s:%s" % conn.sock.getpeername()[:2]
+        host, port = conn.sock.getpeername()[:2]
+        return f"{host}:{port}"
     except (OSError, TypeError, AttributeError):
         return "a client"

@@ -30,6 +30,7 @@ def import_pyro() -> ModuleType:
     the stray PYRO_* variable that stops it. The rest of Pyro5 is imported by the modules that use it."""
     try:
         import Pyro5
+
         from .serializers import install_serializers
         install_serializers()
     except ValueError as exc:

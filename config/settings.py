@@ -9,17 +9,13 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sys
 import threading
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from typing import Any
 
 from .errors import ConfigError
 
@@ -129,7 +125,7 @@ class Value:
 class Section:
     """Attribute access to one section: `settings.ns.port`."""
 
-    def __init__(self, settings: "Settings", name: str) -> None:
+    def __init__(self, settings: Settings, name: str) -> None:
         self._settings = settings
         self._name = name
 
@@ -181,7 +177,7 @@ class Settings:
         host = self["ns.host"]
         return f"[{host}]:{self['ns.port']}" if ":" in host else f"{host}:{self['ns.port']}"
 
-    def with_flags(self, flags: Mapping[str, tuple[Any, str]]) -> "Settings":
+    def with_flags(self, flags: Mapping[str, tuple[Any, str]]) -> Settings:
         """A copy with command-line values applied; `flags` maps key -> (value, flag name)."""
         values = dict(self._values)
         for key, (raw, flag) in flags.items():
@@ -314,7 +310,7 @@ def _coerce(key: str, raw: Any, default: Any, where: str) -> Any:
         if kind is bool:
             value = _to_bool(raw)
         elif kind is int:
-            if isinstance(raw, bool) or isinstance(raw, float):
+            if isinstance(raw, (bool, float)):
                 raise ValueError("an integer")
             value = int(raw)
         elif kind is float:

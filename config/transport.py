@@ -35,8 +35,9 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from Pyro5 import config, errors, protocol, serializers, socketutil
 from Pyro5.svr_multiplex import SocketServer_Multiplex

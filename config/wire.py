@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import struct
 import zlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from Pyro5 import errors, protocol
 

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from lonja.config import Settings, apply_to_pyro, import_pyro, install_settings, load_settings, parse_address
 
@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `lonja` parser: global options (accepted before or after the subcommand) and every subcommand."""
-    from lonja.clients import cli as clients_cli, shell
+    from lonja.clients import cli as clients_cli
+    from lonja.clients import shell
     from lonja.config import cli as config_cli
     from lonja.nameserver import cli as nameserver_cli
     from lonja.services import cli as services_cli

@@ -6,8 +6,18 @@ it. Anything that is not a LonjaError is a bug in lonja, apart from Ctrl-C and a
 
 from __future__ import annotations
 
-from lonja.config.errors import (BROKEN_PIPE, DENIED, IN_USE, INTERNAL, INTERRUPTED, OK, REMOTE_ERROR, UNREACHABLE,
-                                 USAGE, LonjaError)
+from lonja.config.errors import (
+    BROKEN_PIPE,
+    DENIED,
+    IN_USE,
+    INTERNAL,
+    INTERRUPTED,
+    OK,
+    REMOTE_ERROR,
+    UNREACHABLE,
+    USAGE,
+    LonjaError,
+)
 
 __all__ = ["BROKEN_PIPE", "DENIED", "INTERNAL", "INTERRUPTED", "IN_USE", "OK", "REMOTE_ERROR", "UNREACHABLE", "USAGE",
            "error_line", "exit_code", "label"]

@@ -20,7 +20,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import Pyro5.client
 import Pyro5.core
@@ -444,7 +445,7 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
         stored entry also says whether its instance holds a lease, so a restart can tell.
         """
         primary = self.registry.primary(name)
-        stored = self.storage[name] if name in self.storage else None
+        stored = self.storage.get(name)
         if primary is None:
             if stored is not None and name != NS_NAME:
                 del self.storage[name]

@@ -10,7 +10,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import Pyro5.core
 import Pyro5.errors
@@ -49,7 +49,7 @@ class NameServerPolicy:
     limits: Limits = field(default_factory=lambda: Limits(max_message_size=1024 * 1024))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "NameServerPolicy":
+    def from_settings(cls, settings: Settings) -> NameServerPolicy:
         return cls(settings["ns.lease_ttl"], settings["ns.sweep_interval"], settings["ns.probe_interval"],
                    settings["ns.probe_grace"], settings["ns.unreachable_grace"], TokenTable.from_settings(settings),
                    Limits.from_settings(settings, max_message_size=settings["ns.max_message_size"]))
@@ -126,7 +126,7 @@ class NameServerHandle:
     """A bound name server: where it listens, and how to run and stop its request loop."""
 
     def __init__(self, daemon: NameServerDaemon,
-                 broadcast_server: Optional[Pyro5.nameserver.BroadcastServer] = None) -> None:
+                 broadcast_server: Pyro5.nameserver.BroadcastServer | None = None) -> None:
         self.daemon = daemon
         self.uri: Pyro5.core.URI = daemon.uriFor(daemon.nameserver)
         self.host: str = self.uri.host
@@ -138,7 +138,7 @@ class NameServerHandle:
         self._stop = threading.Event()
         self._loop_done = threading.Event()
         self._loop_done.set()
-        self._loop_thread: Optional[threading.Thread] = None
+        self._loop_thread: threading.Thread | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -171,7 +171,7 @@ class NameServerHandle:
         self._claim_loop(threading.current_thread())
         self._run_loop()
 
-    def start_in_thread(self) -> "NameServerHandle":
+    def start_in_thread(self) -> NameServerHandle:
         """Serve requests in a background daemon thread (for tests and `lonja up`); returns self."""
         thread = threading.Thread(target=self._run_loop, name=f"lonja-nameserver-{self.port}", daemon=True)
         self._claim_loop(thread)
@@ -203,7 +203,7 @@ class NameServerHandle:
             self.broadcast_server.close()
         self.daemon.close()
 
-    def __enter__(self) -> "NameServerHandle":
+    def __enter__(self) -> NameServerHandle:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

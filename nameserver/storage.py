@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import Pyro5.errors
 import Pyro5.nameserver
@@ -60,7 +60,7 @@ class MemoryStorage(Pyro5.nameserver.MemoryStorage):
 
     spec = "memory"
 
-    def __setitem__(self, name: str, value: tuple[str, Optional[Iterable[str]]]) -> None:
+    def __setitem__(self, name: str, value: tuple[str, Iterable[str] | None]) -> None:
         """Store or replace a registration; only str names, URIs and tags of valid Unicode fit, as in SQLite."""
         uri, metadata = value
         tags = set(metadata or ())
@@ -85,11 +85,11 @@ class SqliteStorage(MutableMapping):
         "CREATE INDEX IF NOT EXISTS tags_by_tag ON tags(tag)",
     )
 
-    def __init__(self, path: Union[str, Path]) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser().absolute()
         self.spec = f"sqlite:{self.path}"
         self._lock = threading.RLock()
-        self._db: Optional[sqlite3.Connection] = self._open()
+        self._db: sqlite3.Connection | None = self._open()
 
     def __repr__(self) -> str:
         return f"<SqliteStorage {self.path}>"
@@ -180,7 +180,7 @@ class SqliteStorage(MutableMapping):
             tags = {tag for (tag,) in db.execute("SELECT tag FROM tags WHERE name = ?", (name,))}
         return row[0], tags
 
-    def __setitem__(self, name: str, value: tuple[str, Optional[Iterable[str]]]) -> None:
+    def __setitem__(self, name: str, value: tuple[str, Iterable[str] | None]) -> None:
         """Store or replace a registration; unlike the memory store, only str names, URIs and tags fit."""
         uri, metadata = value
         tags = set(metadata or ())
@@ -217,7 +217,7 @@ class SqliteStorage(MutableMapping):
             db.execute("DELETE FROM names")
 
     def _listing(self, return_metadata: bool, condition: str = "", params: Iterable[Any] = (),
-                 stop: Optional[Callable[[str], bool]] = None) -> Listing:
+                 stop: Callable[[str], bool] | None = None) -> Listing:
         """Run one query over the names (joined with their tags if asked) and build a list() result.
 
         `condition` is a WHERE clause on `names.name`. Rows arrive sorted by name, and the scan
@@ -261,8 +261,8 @@ class SqliteStorage(MutableMapping):
             raise Pyro5.errors.NamingError("invalid regex: " + str(exc)) from None
         return {name: value for name, value in self.everything(return_metadata).items() if pattern.match(name)}
 
-    def optimized_metadata_search(self, metadata_all: Optional[Iterable[str]] = None,
-                                  metadata_any: Optional[Iterable[str]] = None,
+    def optimized_metadata_search(self, metadata_all: Iterable[str] | None = None,
+                                  metadata_any: Iterable[str] | None = None,
                                   return_metadata: bool = False) -> Listing:
         """Names having all tags of `metadata_all`, or any tag of `metadata_any` (the name server passes one)."""
         if metadata_any:
@@ -291,7 +291,7 @@ class SqliteStorage(MutableMapping):
                 self._db = None
 
 
-Storage = Union[MemoryStorage, SqliteStorage]
+Storage = MemoryStorage | SqliteStorage
 
 
 def make_storage(spec: str, data_dir: Path) -> Storage:

@@ -25,8 +25,14 @@ from typing import Any
 
 from Pyro5 import client, config, core, errors, protocol, serializers
 from Pyro5.callcontext import current_context
-from Pyro5.server import (DaemonObject, _get_attribute, _get_exposed_property_value,
-                          _set_exposed_property_value, _unpack_weakref, expose)
+from Pyro5.server import (
+    DaemonObject,
+    _get_attribute,
+    _get_exposed_property_value,
+    _set_exposed_property_value,
+    _unpack_weakref,
+    expose,
+)
 
 from lonja.config import import_pyro
 from lonja.config.auth import TokenTable
@@ -244,10 +250,11 @@ class HostDaemon(GuardedDaemon):
             current_context.response_annotations = {}
             conn.send(reply.data)
         except Exception as exc:
-            if not isinstance(exc, errors.ConnectionClosedError) and not request_flags & protocol.FLAGS_ONEWAY:
-                if isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError):
-                    tblines = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)
-                    self._sendExceptionResponse(conn, request_seq, request_serializer_id, exc, tblines)
+            answerable = not (isinstance(exc, errors.ConnectionClosedError) or request_flags & protocol.FLAGS_ONEWAY)
+            reportable = isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError)
+            if answerable and reportable:
+                tblines = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)
+                self._sendExceptionResponse(conn, request_seq, request_serializer_id, exc, tblines)
             if is_callback or isinstance(exc, (errors.CommunicationError, errors.SecurityError)):
                 raise
 

@@ -214,7 +214,7 @@ class ServiceHost:
         else:
             self.daemon.close()
 
-    def __enter__(self) -> "ServiceHost":
+    def __enter__(self) -> ServiceHost:
         self.start()
         return self
 

@@ -101,7 +101,7 @@ class LonjaProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
-            raise AssertionError(f"{self.args} did not stop on signal {sig}; output:\n{self.output()}")
+            raise AssertionError(f"{self.args} did not stop on signal {sig}; output:\n{self.output()}") from None
 
 
 class Lonja:

@@ -9,9 +9,9 @@ import time
 import pytest
 from Pyro5.client import Proxy
 
+from harness import wait_until
 from lonja import clients
 from lonja.clients import RemoteError, connect, uri
-from harness import wait_until
 
 
 def host_stats(proxy) -> dict:

@@ -7,11 +7,20 @@ import time
 
 import pytest
 
-from lonja import clients
-from lonja.clients import (LonjaError, NameNotFound, NameServerClient, NameServerUnreachable, RemoteError,
-                           ServiceUnreachable, close, connect, uri)
-from lonja.config import load_settings
 from harness import free_port
+from lonja import clients
+from lonja.clients import (
+    LonjaError,
+    NameNotFound,
+    NameServerClient,
+    NameServerUnreachable,
+    RemoteError,
+    ServiceUnreachable,
+    close,
+    connect,
+    uri,
+)
+from lonja.config import load_settings
 
 
 def test_plain_calls_attributes_and_streams(ns, echo):
@@ -57,7 +66,7 @@ def test_unknown_name_and_unknown_method(ns, echo):
         connect("nope", ns=ns).anything()
     with connect("echo", ns=ns) as proxy:
         with pytest.raises(AttributeError, match="has no remote method or attribute 'nope'"):
-            proxy.nope
+            _ = proxy.nope
 
 
 def test_name_server_unreachable_is_fast_and_clear():

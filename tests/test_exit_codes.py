@@ -13,8 +13,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable, Iterator
 from functools import cached_property
-from typing import Callable, Iterator
 
 import Pyro5.api
 import Pyro5.errors

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from lonja.clients import OutcomeUnknown, ServiceUnreachable, close, connect, uri
 from harness import free_port
+from lonja.clients import OutcomeUnknown, ServiceUnreachable, close, connect, uri
 
 FLAKY = textwrap.dedent('''
     import time

@@ -18,11 +18,10 @@ import Pyro5.errors
 import pytest
 from Pyro5 import protocol, serializers
 
+from harness import wait_until
 from lonja.clients import connect
 from lonja.clients import uri as uri_of
 from lonja.config.serializers import check_marshal
-
-from harness import wait_until
 
 FAST = {"LONJA_LIMITS_HANDSHAKE_TIMEOUT": "1", "LONJA_LIMITS_RECEIVE_TIMEOUT": "1"}
 SERPENT = serializers.serializers["serpent"]
@@ -45,7 +44,7 @@ def _silent(address: tuple[str, int], source: str = "127.0.0.1") -> socket.socke
 def _closed_by_peer(sock: socket.socket) -> bool:
     try:
         return sock.recv(65536) == b""
-    except socket.timeout:
+    except TimeoutError:
         return False
     except OSError:  # reset by the peer
         return True

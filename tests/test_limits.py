@@ -12,11 +12,10 @@ import Pyro5.errors
 import pytest
 from Pyro5 import protocol
 
+from harness import wait_until
 from lonja import clients
 from lonja.clients import MessageTooLarge, ServiceUnreachable, connect
 from lonja.config import wire
-
-from harness import wait_until
 
 LIMITS = {"LONJA_LIMITS_MAX_MESSAGE_SIZE": "100000", "LONJA_LIMITS_MAX_CONNECTIONS": "4"}
 

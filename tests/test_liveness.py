@@ -10,8 +10,8 @@ import threading
 import Pyro5.api
 import pytest
 
-from lonja.clients import NameServerClient, OutcomeUnknown, close, connect
 from harness import free_port, wait_until
+from lonja.clients import NameServerClient, OutcomeUnknown, close, connect
 
 FAST = {"LONJA_NS_LEASE_TTL": "2", "LONJA_NS_SWEEP_INTERVAL": "0.2", "LONJA_NS_PROBE_INTERVAL": "0.5",
         "LONJA_NS_PROBE_GRACE": "1"}

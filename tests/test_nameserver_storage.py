@@ -13,8 +13,7 @@ import Pyro5.api
 import Pyro5.errors
 import pytest
 
-from lonja.nameserver import (LonjaNameServer, MemoryStorage, SqliteStorage, StorageError, make_storage,
-                        start_nameserver)
+from lonja.nameserver import LonjaNameServer, MemoryStorage, SqliteStorage, StorageError, make_storage, start_nameserver
 
 URI = "PYRO:obj@127.0.0.1:1"
 NS_NAME = "Pyro.NameServer"
@@ -114,7 +113,7 @@ def test_yplookup_all_and_any(ns):
 def test_metadata_is_a_plain_set(ns):
     ns.register("tagged", URI, metadata=["t"])
     ns.register("untagged", URI)
-    for name, (uri, metadata) in ns.list(return_metadata=True).items():
+    for name, (_, metadata) in ns.list(return_metadata=True).items():
         assert type(metadata) is set, name
     assert ns.lookup("untagged", return_metadata=True) == (Pyro5.api.URI(URI), set())
 

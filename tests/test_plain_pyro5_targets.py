@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from lonja.clients import connect, describe
 from harness import PYTHON, clean_env
+from lonja.clients import connect, describe
 
 PLAIN_SERVER = '''
 import sys

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
+from harness import ROOT
 from lonja import clients
 from lonja.clients import UsageError, connect
-from harness import ROOT
 from services_for_tests import PROXY_NAMES
 
 

@@ -20,12 +20,18 @@ import Pyro5.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from harness import clean_env, free_port, wait_until
 from lonja.clients import NameNotFound, NameServerClient
 from lonja.clients.errors import NameTaken
-from lonja.nameserver import (LonjaNameServer, MemoryStorage, NameServerPolicy, SqliteStorage, StorageError,
-                              start_nameserver)
+from lonja.nameserver import (
+    LonjaNameServer,
+    MemoryStorage,
+    NameServerPolicy,
+    SqliteStorage,
+    StorageError,
+    start_nameserver,
+)
 from lonja.nameserver.errors import NameAlreadyServed
-from harness import clean_env, free_port, wait_until
 
 URI = "PYRO:obj@127.0.0.1:1"
 FAST = {"LONJA_NS_LEASE_TTL": "2", "LONJA_NS_SWEEP_INTERVAL": "0.2", "LONJA_NS_PROBE_INTERVAL": "0.5",

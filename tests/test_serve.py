@@ -8,8 +8,8 @@ import textwrap
 import pytest
 
 from lonja.clients import NameServerClient, connect, describe
-from lonja.services import ServiceHost, service
 from lonja.config import load_settings
+from lonja.services import ServiceHost, service
 from lonja.services.errors import ServiceLoadError
 from lonja.services.host import load_target
 

@@ -61,4 +61,4 @@ def test_name_server_and_host_in_one_process_keep_their_own_pools(tmp_path):
         with ServiceHost(settings, ns=(ns.host, ns.port)) as host:
             assert ns.daemon.transportServer.max_threads == 50
             assert host.daemon.transportServer.max_threads == 7
-            assert pyro_config.THREADPOOL_SIZE == pool_before
+            assert pool_before == pyro_config.THREADPOOL_SIZE

@@ -16,9 +16,9 @@ import pytest
 from Pyro5.api import Proxy
 from Pyro5.core import DAEMON_NAME
 
+from harness import PYTHON
 from lonja.clients import CallTimeout, NameServerClient, close, connect
 from lonja.config import load_settings
-from harness import PYTHON
 
 RECORDER = """
 import collections, json, sys, threading
@@ -165,6 +165,6 @@ def test_a_proxy_uses_the_settings_passed_to_it(monkeypatch, ns, echo):
     quick = load_settings()
     monkeypatch.setenv("LONJA_CLIENT_TIMEOUT", "30")
     proxy = connect("echo", ns=ns, settings=quick, follow_changes=False)
-    with pytest.raises(CallTimeout, match="within 0.3 s"):
+    with pytest.raises(CallTimeout, match=r"within 0\.3 s"):
         proxy.slow(5)
     close(proxy)

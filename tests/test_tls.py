@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import free_port
 from lonja.config import ConfigError, load_settings
 from lonja.config.certs import init_certs
 from lonja.config.tls import apply_tls
-from harness import free_port
 
 
 class _Cfg:
@@ -162,7 +162,7 @@ def test_tls_settings_applied(tmp_path, dev_certs):
     assert cfg.SSL is True and cfg.SSL_REQUIRECLIENTCERT is True
     assert cfg.SSL_SERVERCERT == cfg.SSL_CLIENTCERT == str(tmp_path / "rel" / "client.pem")   # from the cwd
     assert cfg.SSL_SERVERKEY == cfg.SSL_CLIENTKEY == str(tmp_path / "rel" / "client.key")
-    assert cfg.SSL_CACERTS == str(tmp_path / "rel" / "ca.pem") and cfg.SSL_SERVERKEYPASSWD == ""
+    assert str(tmp_path / "rel" / "ca.pem") == cfg.SSL_CACERTS and cfg.SSL_SERVERKEYPASSWD == ""
     assert contexts.server.verify_mode == ssl.CERT_REQUIRED and contexts.client.check_hostname
 
     combined = tmp_path / "combined.pem"   # the key inside the certificate file
@@ -170,7 +170,7 @@ def test_tls_settings_applied(tmp_path, dev_certs):
     contexts = apply_tls(_settings(cert=str(combined)), cfg)   # no CA: clients trust the system's CAs
     assert cfg.SSL_SERVERKEY == "" and cfg.SSL_CACERTS == "" and contexts.server.verify_mode == ssl.CERT_NONE
     contexts = apply_tls(_settings(ca=str(d)), cfg)            # a CA folder, and no certificate of our own
-    assert cfg.SSL_CACERTS == str(d) and contexts.server is None
+    assert str(d) == cfg.SSL_CACERTS and contexts.server is None
 
 
 def test_pyro5_uses_the_applied_contexts(dev_certs):
@@ -190,7 +190,7 @@ def test_pyro5_uses_the_applied_contexts(dev_certs):
         second = apply_tls(_settings(ca=str(d / "ca.pem")), cfg)
         assert socketutil.get_ssl_context(clientcert="", clientkey="", keypassword="", cacerts=cfg.SSL_CACERTS) \
             is second.client
-        with pytest.raises(ConfigError, match="tls.cert is empty: a name server or service host needs"):
+        with pytest.raises(ConfigError, match=r"tls\.cert is empty: a name server or service host needs"):
             socketutil.get_ssl_context(servercert="", serverkey="", keypassword="", cacerts=cfg.SSL_CACERTS)
     finally:
         apply_tls(load_settings(environ={}), cfg)

@@ -6,7 +6,8 @@ import asyncio
 import os
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from lonja.services.decorators import expose, idempotent, oneway, service
 
