@@ -146,3 +146,11 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def calls_started(uri: str) -> int:
+    """How many calls the lonja host serving `uri` has started (from its daemon object's counters)."""
+    import Pyro5.api
+
+    with Pyro5.api.Proxy(f"PYRO:Pyro.Daemon@{Pyro5.api.URI(uri).location}") as daemon:
+        return daemon.stats()["calls"]

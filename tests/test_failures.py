@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness import free_port
+from harness import calls_started, free_port, wait_until
 from lonja.clients import OutcomeUnknown, ServiceUnreachable, close, connect, uri
 
 FLAKY = textwrap.dedent('''
@@ -31,8 +31,9 @@ FLAKY = textwrap.dedent('''
 def test_outcome_unknown_when_the_service_dies_mid_call(lonja, ns, echo):
     proxy = connect("echo", ns=ns)
     assert proxy.echo(1) == 1
+    started = calls_started(uri(proxy))
     future = proxy.slow.future(30)
-    time.sleep(0.5)  # let the request reach the service
+    assert wait_until(lambda: calls_started(uri(proxy)) > started)  # the request reached the service
     echo.stop(signal.SIGKILL)
     with pytest.raises(OutcomeUnknown, match="the call may or may not have run"):
         future.result(timeout=20)
@@ -44,10 +45,11 @@ def test_idempotent_call_is_resent_to_a_restarted_service(lonja, ns, tmp_path):
     first = lonja.start("serve", "flaky:Flaky", "--ns", ns)
     proxy = connect("flaky", ns=ns)
     assert proxy.lookup(0) == "looked up"
+    started = calls_started(uri(proxy))
 
     charge = proxy.charge.future(30)
     lookup = proxy.lookup.options(retries=12).future(1.5)
-    time.sleep(0.5)
+    assert wait_until(lambda: calls_started(uri(proxy)) >= started + 2)  # both requests reached the service
     first.stop(signal.SIGKILL)
     lonja.start("serve", "flaky:Flaky", "--ns", ns)
     assert lookup.result(timeout=60) == "looked up", "an idempotent call is re-sent after the failure"

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from harness import wait_until
 from lonja.clients import connect
 from lonja.config import load_settings
 from lonja.services import ServiceHost, load_target
@@ -37,8 +38,9 @@ def test_adaptive_keeps_serving_fast_calls_while_one_blocks(ns):
     with ServiceHost(load_settings(environ={}), ns=ns) as host:
         host.add(load_target("echo"))
         with connect("echo", ns=ns) as blocked, connect("echo", ns=ns) as other:
+            started = host.daemon.stats()["calls"]
             stuck = blocked.slow.future(3)
-            time.sleep(0.2)
+            assert wait_until(lambda: host.daemon.stats()["calls"] > started)
             started = time.monotonic()
             assert [other.echo(i) for i in range(20)] == list(range(20))
             assert time.monotonic() - started < 2.5, "fast calls waited for the blocked one"
