@@ -55,7 +55,7 @@ class Batch:
         holding the results of the calls before it (the service stops a batch at its first error)."""
         if self._results is None:
             raise LonjaError("the batch has not been sent: use it in a `with` block or call send()")
-        values = []
+        values: list[Any] = []
         for value in self._results:
             if type(value).__name__ == "_ExceptionWrapper":
                 error = remote_error_from(value.exception)

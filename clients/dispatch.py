@@ -85,7 +85,7 @@ class Dispatcher:
         if not self._batchable(first):
             return [first]
         taken = [first]
-        keep = collections.deque()
+        keep: collections.deque[_Call] = collections.deque()
         while self._queue and len(taken) < share:
             call = self._queue.popleft()
             (taken if self._batchable(call) and call.options == first.options else keep).append(call)

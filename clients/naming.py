@@ -7,6 +7,7 @@ this process's token (`auth.token`) on every connection.
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 from typing import Any
@@ -47,7 +48,10 @@ class NameServerClient:
             settings = current_settings()
         self.host, self.port = ns if isinstance(ns, tuple) else resolve_ns_address(ns, settings)
         self.timeout = timeout
-        self.token = client_token(settings) if token is None else token
+        if token is None:
+            assert settings is not None  # loaded above whenever no token is given
+            token = client_token(settings)
+        self.token = token
         self._settings = settings
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.uri = f"PYRO:{NAMESERVER_NAME}@{host}:{self.port}"
@@ -104,7 +108,8 @@ class NameServerClient:
         """Register one instance of `name` under a lease; returns the lease in seconds."""
         return self._call("lonja_register", name, str(uri), sorted(metadata), ttl, class_name)["ttl"]
 
-    def renew(self, entries: list[tuple[str, str]], ttl: float | None = None) -> list[tuple[str, str]]:
+    def renew(self, entries: builtins.list[tuple[str, str]],
+              ttl: float | None = None) -> builtins.list[tuple[str, str]]:
         """Renew leases of (name, uri) instances; returns those the name server no longer knows."""
         return [tuple(e) for e in self._call("lonja_renew", [list(e) for e in entries], ttl)]
 
@@ -118,7 +123,7 @@ class NameServerClient:
         """Every name with its metadata and instances (uri, status, last seen)."""
         return self._call("lonja_list", prefix or None)
 
-    def instances(self, name: str) -> list[str]:
+    def instances(self, name: str) -> builtins.list[str]:
         """URIs of the serving instances of `name`."""
         return list(self._call("lonja_instances", name))
 

@@ -26,7 +26,7 @@ import random
 import select
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -171,7 +171,7 @@ class ServiceClient:
         """The URIs of every serving instance behind the name (or the one URI connected to)."""
         return list(self._resolver.instances(self.target) if self._resolver else [self.target])
 
-    def call(self, method: str, args: tuple, kwargs: dict, options: CallOptions | None = None,
+    def call(self, method: str, args: Sequence[Any], kwargs: dict, options: CallOptions | None = None,
              flags: int = 0) -> Any:
         """Make one call; retry failures that happened before the request was sent."""
         options = options or self.options
@@ -251,7 +251,7 @@ class ServiceClient:
             if not self._alternatives():
                 time.sleep(_backoff(attempt, _seconds_left(deadline)))
 
-    def _call_once(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int,
+    def _call_once(self, method: str, args: Sequence[Any], kwargs: dict, options: CallOptions, flags: int,
                    deadline: float | None) -> Any:
         with _not_sent_yet():
             uri = self._pick()
@@ -261,7 +261,7 @@ class ServiceClient:
                 connection = self._acquire(uri, _connect_timeout(options, deadline))
             return self._invoke(connection, uri, method, args, kwargs, options, flags, deadline)
 
-    def _invoke(self, connection: Proxy, uri: str, method: str, args: tuple, kwargs: dict,
+    def _invoke(self, connection: Proxy, uri: str, method: str, args: Sequence[Any], kwargs: dict,
                 options: CallOptions, flags: int, deadline: float | None, object_id: str | None = None) -> Any:
         """Send one request on `connection` (to the service, or to `object_id` on its host) and turn
         whatever comes back into a result or a lonja error."""

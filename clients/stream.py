@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import Pyro5.errors
@@ -13,6 +12,8 @@ from .errors import OutcomeUnknown, remote_error_from
 from .executor import shared_executor
 
 if TYPE_CHECKING:
+    from Pyro5.client import _StreamResultIterator
+
     from .proxy import ServiceClient
 
 _END = object()
@@ -21,7 +22,7 @@ _END = object()
 class RemoteStream:
     """The items of a remote generator, fetched as they are consumed (also `async for` them)."""
 
-    def __init__(self, owner: ServiceClient, proxy: Proxy, stream: Iterator) -> None:
+    def __init__(self, owner: ServiceClient, proxy: Proxy, stream: _StreamResultIterator) -> None:
         self._owner = owner
         self._proxy = proxy
         self._stream = stream

@@ -39,6 +39,8 @@ class RemoteError(LonjaError):
 
     exit_code = REMOTE_ERROR
     label = "remote error"
+    results: list[Any]
+    """Only on the error a batch raises (`Batch.results()`): the results of the calls before the failed one."""
 
     def __init__(self, remote_type: str, message: str, remote_traceback: str = "") -> None:
         super().__init__(f"{remote_type}: {message}" if message else remote_type)

@@ -143,6 +143,7 @@ class Settings:
     """
 
     __slots__ = ("_values",)
+    _values: Mapping[str, Value]
 
     def __init__(self, values: Mapping[str, Value]) -> None:
         object.__setattr__(self, "_values", MappingProxyType(dict(values)))
@@ -306,6 +307,7 @@ def _apply_environment(values: dict[str, Value], environ: Mapping[str, str]) -> 
 def _coerce(key: str, raw: Any, default: Any, where: str) -> Any:
     """Turn `raw` into the type of the default (strings from the environment are parsed) and check it."""
     kind = type(default)
+    value: bool | int | float | list[str] | str
     try:
         if kind is bool:
             value = _to_bool(raw)

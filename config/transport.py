@@ -450,7 +450,7 @@ class GuardedServer(SocketServer_Multiplex):
                 self._busy_thread = None
                 self._promote(busy)
 
-    def _promote(self, busy: int) -> None:
+    def _promote(self, busy: int | None) -> None:
         """Give the socket loop to an idle follower or a new thread (called under the lock)."""
         self._leader = None
         if self._idle:

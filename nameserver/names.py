@@ -14,6 +14,7 @@ Pyro5's reconnecting clients find it again), and removed after `unreachable_grac
 
 from __future__ import annotations
 
+import builtins
 import collections.abc
 import enum
 import logging
@@ -201,14 +202,15 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
         log.info("%s registered %s -> %s (lease %.0f s)", _who(identity), _quote(name), uri, ttl)
         return {"ttl": ttl}
 
-    def lonja_renew(self, entries: list[list[str]], ttl: float | None = None) -> list[list[str]]:
+    def lonja_renew(self, entries: builtins.list[builtins.list[str]],
+                    ttl: float | None = None) -> builtins.list[builtins.list[str]]:
         """Renew the leases of these (name, uri) instances; returns the ones this server doesn't know."""
-        entries = _check_entries(entries)
+        pairs = _check_entries(entries)
         ttl = self._check_ttl(ttl)
         identity = self._identity()
         unknown = []
         with self.lock:
-            for name, uri in entries:
+            for name, uri in pairs:
                 instance = self.registry.find(name, uri)
                 if instance is None or instance.lease_expires is None or not self._may_change(identity, name):
                     unknown.append([name, uri])
@@ -263,7 +265,7 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
                 result[name] = {"uri": str(uri), "metadata": sorted(_public(metadata)), "instances": instances}
             return result
 
-    def lonja_instances(self, name: str) -> list[str]:
+    def lonja_instances(self, name: str) -> builtins.list[str]:
         """URIs of the serving instances of `name` (those not checked yet if none is known to serve).
 
         Unreachable and not-serving instances are left out; if that leaves none, a NamingError says so.

@@ -21,7 +21,7 @@ import contextlib
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Set
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,8 @@ class SqliteStorage(MutableMapping):
                 db.close()
             raise StorageError(f"cannot use name server storage {self.path}: {exc}") from None
         except StorageError:
-            db.close()
+            if db is not None:
+                db.close()
             raise
         return db
 
@@ -265,6 +266,7 @@ class SqliteStorage(MutableMapping):
                                   metadata_any: Iterable[str] | None = None,
                                   return_metadata: bool = False) -> Listing:
         """Names having all tags of `metadata_all`, or any tag of `metadata_any` (the name server passes one)."""
+        wanted: Set[str]
         if metadata_any:
             wanted = {tag for tag in frozenset(metadata_any) if isinstance(tag, str)}
             having = ""

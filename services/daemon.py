@@ -20,6 +20,7 @@ import marshal
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,7 +39,7 @@ from lonja.config import import_pyro
 from lonja.config.auth import TokenTable
 from lonja.config.daemon import GuardedDaemon
 from lonja.config.limits import Limits
-from lonja.config.remote_errors import install_encoder
+from lonja.config.remote_errors import TRACEBACK, install_encoder
 from lonja.config.wire import is_lonja_handshake, server_handshake
 
 from .describe import call_hints, describe
@@ -180,6 +181,8 @@ class HostDaemon(GuardedDaemon):
                 conn.send(reply.data)
                 return
             serializer = serializers.serializers_by_id[msg.serializer_id]
+            vargs: Sequence[Any]
+            kwargs: dict[str, Any] | None
             if request_flags & protocol.FLAGS_KEEPSERIALIZED:
                 blobinfo, obj_id, method = marshal.loads(msg.annotations["BLBI"])
                 vargs, kwargs = (client.SerializedBlob(blobinfo, msg, is_blob=True),), {}
@@ -211,7 +214,7 @@ class HostDaemon(GuardedDaemon):
                     except Exception as exc:
                         self.methodcall_error_handler(self, current_context.client_sock_addr, method,
                                                       call_vargs, call_kwargs, exc)
-                        exc._pyroTraceback = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)
+                        setattr(exc, TRACEBACK, errors.format_traceback(detailed=config.DETAILED_TRACEBACK))
                         data.append(core._ExceptionWrapper(exc).__serialized_dict__())  # marshal-safe
                         break
                 was_batched = True
@@ -238,9 +241,9 @@ class HostDaemon(GuardedDaemon):
             if not was_batched:
                 is_stream, data = self._streamResponse(data, conn)
                 if is_stream:
-                    exc = errors.ProtocolError("result of call is an iterator")
+                    error = errors.ProtocolError("result of call is an iterator")
                     annotations = {"STRM": data.encode()} if data else {}
-                    self._sendExceptionResponse(conn, request_seq, serializer.serializer_id, exc, None,
+                    self._sendExceptionResponse(conn, request_seq, serializer.serializer_id, error, None,
                                                 annotations=annotations, flags=protocol.FLAGS_ITEMSTREAMRESULT)
                     return
             payload = serializer.dumps(data)

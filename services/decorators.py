@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from Pyro5.server import expose, oneway
 
@@ -38,7 +38,7 @@ def service(name: str, metadata: Iterable[str] | None = None) -> Callable[[T], T
             raise TypeError("@service decorates a class")
         if not _has_exposed_member(cls):
             expose(cls)
-        cls._lonja_service = ServiceInfo(name, frozenset(metadata or ()))
+        cast(Any, cls)._lonja_service = ServiceInfo(name, frozenset(metadata or ()))  # a marker, read by service_info()
         return cls
 
     return decorate
@@ -46,7 +46,7 @@ def service(name: str, metadata: Iterable[str] | None = None) -> Callable[[T], T
 
 def idempotent(method: F) -> F:
     """Mark a method safe to run twice: clients may re-send it when the outcome of a call is unknown."""
-    method._lonja_idempotent = True
+    cast(Any, method)._lonja_idempotent = True  # a marker, read by call_hints() in describe.py
     return method
 
 

@@ -42,7 +42,7 @@ def call_hints(obj: Any) -> dict[str, list[str]]:
 def _describe_method(func: Any, is_oneway: bool) -> dict[str, Any]:
     target = inspect.unwrap(getattr(func, "__func__", func))
     signature = _signature(func)
-    params = []
+    params: list[dict[str, Any]] = []
     if signature is not None:
         for p in signature.parameters.values():
             if p.name in ("self", "cls") and not params:

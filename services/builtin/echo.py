@@ -50,8 +50,8 @@ class Echo:
             self._notified += 1
             self._last = value
 
-    @expose
     @property
+    @expose  # marks the getter, as `@expose @property` would: the order mypy can check
     def notified(self) -> int:
         """How many `notify` calls have run."""
         with self._lock:
