@@ -39,6 +39,7 @@ from Pyro5.core import DAEMON_NAME, URI
 
 from lonja.config import Settings, current_settings, ensure_applied, import_pyro
 from lonja.config.auth import client_token
+from lonja.config.remote_errors import Refusal, object_gone, refusal_of, too_large
 from lonja.config.wire import client_handshake
 
 from .batching import Batch
@@ -283,18 +284,16 @@ class ServiceClient:
             raise CallTimeout(f"{self.target}.{method} did not answer within {options.timeout} s; "
                               f"it may still be running (raise the timeout with --timeout)") from None
         except Pyro5.errors.CommunicationError as exc:
-            if isinstance(exc, Pyro5.errors.ProtocolError) and str(exc).startswith("message too large"):
+            if too_large(exc):
                 # the service's answer (the request was read to its end), or Pyro5's own check
                 self.give_back(connection)
                 raise MessageTooLarge(str(exc)) from None
-            release(connection)
+            release(connection)  # it was bound before sending: the request may have gone out
             self._mark_bad(uri)
-            if _before_send(exc):
-                raise _NotSent() from exc
             raise OutcomeUnknown(f"the connection to {self.target} failed during {method}(): the call may or "
                                  f"may not have run ({exc})") from None
         except Pyro5.errors.PyroError as exc:
-            if isinstance(exc, Pyro5.errors.DaemonError) and "unknown object" in str(exc):
+            if object_gone(exc):
                 release(connection)
                 self._mark_bad(uri)
                 raise _NotSent() from ServiceUnreachable(
@@ -431,19 +430,21 @@ class ServiceClient:
             daemon.ping()
 
     def _connection_error(self, exc: BaseException) -> LonjaError:
-        """AccessDenied when the service refused our token or TLS identity, ServiceUnreachable otherwise."""
+        """AccessDenied when the service refused this caller (its token or TLS identity); ServiceUnreachable
+        when it is busy, does not host the object, or does not answer."""
         text = str(exc)
         if tls_failure(text):
             return AccessDenied(tls_message(f"service {self.target!r} at {self._uri}", text))
-        if "rejected" in text and "token" in text:
+        refused = refusal_of(exc)
+        if refused is not None and refused[0] is Refusal.DENIED:
             return AccessDenied(self._unreachable_message(exc))
         return ServiceUnreachable(self._unreachable_message(exc))
 
     def _unreachable_message(self, exc: BaseException | None) -> str:
         where = f" at {self._uri}" if self._uri else ""
-        text = str(exc)
-        if "rejected" in text:
-            return f"service {self.target!r}{where} refused the connection: {text.split('rejected:', 1)[-1].strip()}"
+        refused = refusal_of(exc)
+        if refused is not None:
+            return f"service {self.target!r}{where} refused the connection: {refused[1]}"
         return (f"service {self.target!r}{where} does not answer ({exc}): is it running? "
                 f"Check with `lonja ls` and start it with `lonja serve`")
 
@@ -681,11 +682,6 @@ def _still_open(proxy: Proxy) -> bool:
     except (OSError, ValueError):
         return False
     return not readable
-
-
-def _before_send(exc: Exception) -> bool:
-    text = str(exc)
-    return text.startswith(("cannot connect", "connection to")) or "rejected" in text
 
 
 def _backoff(attempt: int, at_most: float | None = None, base: float = 0.05, cap: float = 1.0) -> float:

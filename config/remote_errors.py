@@ -150,7 +150,8 @@ class Refusal(enum.Enum):
     DENIED = "denied"                    # it holds something against this caller (its token, mostly)
 
 
-_BUSY_REASON = "too many connections"    # lonja's connection caps (config.transport, GuardedServer._refusal)
+_BUSY_REASONS = ("too many connections",  # lonja's connection caps (config.transport, GuardedServer._refusal)
+                 "no free workers")       # Pyro5's thread server with every pool thread taken
 _NO_OBJECT_REASON = "unknown object"     # Pyro5's and lonja's handshake answer for an object not hosted there
 
 
@@ -166,8 +167,20 @@ def refusal_of(exc: BaseException | None) -> tuple[Refusal, str] | None:
     if not marker or not head.startswith("connection to "):
         return None
     reason = reason.strip()
-    if reason.startswith(_BUSY_REASON):
+    if reason.startswith(_BUSY_REASONS):
         return Refusal.BUSY, reason
     if reason == _NO_OBJECT_REASON:
         return Refusal.NO_SUCH_OBJECT, reason
     return Refusal.DENIED, reason
+
+
+def object_gone(exc: BaseException) -> bool:
+    """True if `exc` is a daemon's answer that it hosts no such object (Pyro5 says so only in text)."""
+    return isinstance(exc, Pyro5.errors.DaemonError) and _NO_OBJECT_REASON in str(exc)
+
+
+def too_large(exc: BaseException) -> bool:
+    """True if `exc` says a message was over a size limit: a server's MessageTooLargeError answer, or
+    Pyro5's own check of what this process sends (a plain ProtocolError, told apart only by its text)."""
+    return isinstance(exc, Pyro5.errors.MessageTooLargeError) or (
+        isinstance(exc, Pyro5.errors.ProtocolError) and str(exc).startswith("message too large"))
