@@ -128,8 +128,7 @@ class Lonja:
         """A name server process; with port 0 it binds a free port itself and reports it (no probe race)."""
         process = self.start("ns", "--host", "127.0.0.1", "--port", str(port), "--storage", storage,
                              ready="name server listening")
-        uri = process.wait_for("name server listening").split(" on ", 1)[1].split()[0]
-        return process, uri.split("@", 1)[1]
+        return process, ns_address(process)
 
     def cleanup(self) -> None:
         for process in self.processes:
@@ -146,6 +145,16 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def ns_address(process: LonjaProcess) -> str:
+    """"HOST:PORT" of the name server a `lonja ns` or `lonja up` process reported listening on."""
+    uri = process.wait_for("name server listening").split(" on ", 1)[1].split()[0]
+    return uri.split("@", 1)[1]
+
+
+def port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
 
 
 def calls_started(uri: str) -> int:

@@ -7,14 +7,13 @@ import signal
 import subprocess
 import time
 
-from harness import PYTHON, free_port, wait_until
+from harness import PYTHON, free_port, ns_address, wait_until
 
 
 def test_up_ls_show_call_ping(lonja):
-    port = free_port()
-    up = lonja.start("up", "--port", str(port))
-    ns = f"127.0.0.1:{port}"
-    assert f"name server listening on PYRO:Pyro.NameServer@127.0.0.1:{port}" in up.output()
+    up = lonja.start("up", "--port", "0")
+    ns = ns_address(up)
+    assert f"name server listening on PYRO:Pyro.NameServer@{ns}" in up.output()
     assert "serving echo at PYRO:echo@127.0.0.1:" in up.output()
 
     listing = lonja.run("ls", "--ns", ns)

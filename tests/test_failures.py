@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness import calls_started, free_port, wait_until
+from harness import calls_started, wait_until
 from lonja.clients import OutcomeUnknown, ServiceUnreachable, close, connect, uri
 
 FLAKY = textwrap.dedent('''
@@ -59,12 +59,12 @@ def test_idempotent_call_is_resent_to_a_restarted_service(lonja, ns, tmp_path):
 
 
 def test_service_restarted_on_a_new_port_is_found_again(lonja, ns):
-    first = lonja.start("serve", "echo", "--ns", ns, "--port", str(free_port()))
+    first = lonja.start("serve", "echo", "--ns", ns)  # each on a free port of its own (service.port = 0)
     proxy = connect("echo", ns=ns)
     old_uri = uri(proxy)
     assert proxy.pid() == first.pid
     assert first.stop(signal.SIGTERM) == 0
-    second = lonja.start("serve", "echo", "--ns", ns, "--port", str(free_port()))
+    second = lonja.start("serve", "echo", "--ns", ns)
     assert proxy.pid() == second.pid
     assert uri(proxy) != old_uri
     close(proxy)

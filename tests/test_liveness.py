@@ -10,7 +10,7 @@ import threading
 import Pyro5.api
 import pytest
 
-from harness import free_port, wait_until
+from harness import port_of, wait_until
 from lonja.clients import NameServerClient, OutcomeUnknown, close, connect
 
 FAST = {"LONJA_NS_LEASE_TTL": "2", "LONJA_NS_SWEEP_INTERVAL": "0.2", "LONJA_NS_PROBE_INTERVAL": "0.5",
@@ -92,14 +92,13 @@ def test_plain_registration_whose_object_is_gone_is_removed_and_unreachable_one_
 
 def test_sqlite_restart_revalidates_entries(fast):
     storage = f"sqlite:{fast.tmp_path / 'names.sqlite'}"
-    port = free_port()
-    ns_process, ns = fast.nameserver(storage=storage, port=port)
+    ns_process, ns = fast.nameserver(storage=storage)
     alive = fast.start("serve", "echo", "--ns", ns)
     doomed = fast.start("serve", "echo", "--name", "doomed", "--ns", ns)
     assert {"echo", "doomed"} <= set(names(ns))
     ns_process.stop(signal.SIGKILL)
     doomed.stop(signal.SIGKILL)
-    fast.nameserver(storage=storage, port=port)
+    fast.nameserver(storage=storage, port=port_of(ns))
     assert wait_until(lambda: "doomed" not in names(ns), timeout=20), "a dead entry survived the restart"
     assert "echo" in names(ns)
     assert wait_until(lambda: names(ns)["echo"]["instances"][0]["lease"], timeout=20), "the host re-claimed it"
@@ -108,14 +107,13 @@ def test_sqlite_restart_revalidates_entries(fast):
 
 
 def test_memory_name_server_restart_services_register_again_and_keep_serving(fast):
-    port = free_port()
-    ns_process, ns = fast.nameserver(port=port)
+    ns_process, ns = fast.nameserver()
     server = fast.start("serve", "echo", "--ns", ns)
     proxy = connect("echo", ns=ns)
     assert proxy.pid() == server.pid
     ns_process.stop(signal.SIGTERM)
     assert proxy.pid() == server.pid, "a service keeps serving while the name server is down"
-    fast.nameserver(port=port)
+    fast.nameserver(port=port_of(ns))
     assert wait_until(lambda: "echo" in names(ns), timeout=20), "the host did not register again"
     assert proxy.pid() == server.pid
     close(proxy)
@@ -192,15 +190,14 @@ def test_ls_groups_instances(fast):
 
 def test_acknowledged_register_survives_kill_9_of_the_name_server(fast):
     storage = f"sqlite:{fast.tmp_path / 'names.sqlite'}"
-    port = free_port()
-    ns_process, ns = fast.nameserver(storage=storage, port=port)
+    ns_process, ns = fast.nameserver(storage=storage)
     daemon, uri = _plain_daemon(host="127.0.0.1")
     try:
         with NameServerClient(ns) as client:
             for i in range(20):
                 client.register(f"durable.{i}", str(uri), {f"n:{i}"})
         ns_process.stop(signal.SIGKILL)  # right after the last acknowledgement
-        fast.nameserver(storage=storage, port=port)
+        fast.nameserver(storage=storage, port=port_of(ns))
         with NameServerClient(ns) as client:
             listing = client.list("durable.")
         assert listing == {f"durable.{i}": (str(uri), frozenset({f"n:{i}"})) for i in range(20)}

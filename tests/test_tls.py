@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import free_port
+from harness import free_port, ns_address
 from lonja.config import ConfigError, load_settings
 from lonja.config.certs import init_certs
 from lonja.config.tls import apply_tls
@@ -64,9 +64,7 @@ def test_certs_init_refuses_to_overwrite(lonja, certs):
 
 
 def test_up_ls_call_under_mutual_tls(lonja, certs, dev_certs):
-    port = free_port()
-    lonja.start("up", "--port", str(port), "--storage", "memory", env=_server_env(certs))
-    ns = f"127.0.0.1:{port}"
+    ns = ns_address(lonja.start("up", "--port", "0", "--storage", "memory", env=_server_env(certs)))
     listing = lonja.run("ls", "--ns", ns, env=_client_env(certs))
     assert listing.returncode == 0, listing.stderr
     assert "echo" in listing.stdout
@@ -90,10 +88,8 @@ def test_up_ls_call_under_mutual_tls(lonja, certs, dev_certs):
 
 def test_service_requiring_client_certificates(lonja, certs):
     """The name server takes any TLS client; the service wants certificates: the refusal names the service."""
-    port = free_port()
-    lonja.start("ns", "--port", str(port), "--storage", "memory", ready="name server listening",
-                env=_server_env(certs, require_client_cert=False))
-    ns = f"127.0.0.1:{port}"
+    ns = ns_address(lonja.start("ns", "--port", "0", "--storage", "memory", ready="name server listening",
+                                env=_server_env(certs, require_client_cert=False)))
     lonja.start("serve", "echo", "--ns", ns, ready="serving echo", env=_server_env(certs))
     anonymous = _client_env(certs, with_certificate=False)
     assert lonja.run("ls", "--ns", ns, env=anonymous).returncode == 0
