@@ -16,12 +16,13 @@ import logging
 import uuid
 from typing import Any
 
-from Pyro5 import config, core, errors, protocol, serializers
+from Pyro5 import core, errors, protocol, serializers
 from Pyro5.callcontext import current_context
 from Pyro5.server import Daemon, DaemonObject
 
 from .auth import AuthError, TokenTable
 from .limits import Limits, peer_of
+from .pyro import transport_chosen
 from .serializers import check_marshal
 from .transport import GuardedServer, peer_log
 from .wire import TooLarge, handshake_token, is_lonja_handshake, receive, server_handshake
@@ -48,11 +49,8 @@ class GuardedDaemon(Daemon):
         self.tokens = tokens
         self.servertype = servertype
         pyro_type = "thread" if servertype == "thread" else "multiplex"
-        previous, config.SERVERTYPE = config.SERVERTYPE, pyro_type  # Pyro5 picks its transport from config
-        try:
+        with transport_chosen(pyro_type):
             super().__init__(host=host, port=port, interface=interface, **kwargs)
-        finally:
-            config.SERVERTYPE = previous
         if servertype != "thread":
             self.transportServer.__class__ = GuardedServer  # same state, lonja's loop on top
             self.transportServer.start_pool(limits, threads if servertype == "adaptive" else 1,

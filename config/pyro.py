@@ -15,6 +15,8 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -92,6 +94,22 @@ def _configure_process(settings: Settings, cfg: Any) -> None:
     # Pyro5 logs every failed connect at ERROR; lonja reports those itself, as one line.
     logging.getLogger("Pyro5").setLevel(level if level in ("DEBUG", "INFO") else "CRITICAL")
     logging.getLogger("lonja").setLevel(level)
+
+
+@contextmanager
+def transport_chosen(servertype: str) -> Iterator[None]:
+    """Inside the block, Pyro5 builds daemons on its `servertype` transport ("thread" or "multiplex").
+
+    Pyro5 picks a new daemon's transport from its process-wide config, with no argument for it, so the
+    item is set for the block only (under the lock that guards every write here) and put back after.
+    """
+    with _applying:
+        cfg = import_pyro().config
+        previous, cfg.SERVERTYPE = cfg.SERVERTYPE, servertype
+        try:
+            yield
+        finally:
+            cfg.SERVERTYPE = previous
 
 
 def without_pyro_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
