@@ -17,6 +17,7 @@ import Pyro5.errors
 import pytest
 
 from benchmarks import stress_kit as kit
+from harness import wait_until
 
 CAP = 32
 PER_PEER = 16
@@ -114,11 +115,12 @@ def test_marshal_is_refused_at_connect_without_freezing_the_server(cluster, whic
     address, object_id, _ = target(cluster, which)
     probe = next(p for p in kit.fuzz_probes(object_id, 0, 0, bomb_mb=1) if "marshal list" in p.label)
     with kit.Bystander(cluster.ns, period=0.01) as bystander:
-        time.sleep(0.2)
+        assert wait_until(lambda: bystander.calls >= 10)
         started = time.monotonic()
         outcome, what = kit.send_probe(address, probe, object_id)
         elapsed = time.monotonic() - started
-        time.sleep(0.3)
+        served = bystander.calls
+        assert wait_until(lambda: bystander.calls >= served + 10)  # and it goes on being served
     assert outcome == "closed" or what.startswith("CONNECTFAIL"), (outcome, what)
     assert elapsed < 2.0, f"the refusal took {elapsed:.1f} s"
     assert_bystander_served(bystander, cluster, worst=1.0)
@@ -202,11 +204,12 @@ def test_kill_9_of_the_name_server_loses_no_acknowledged_registration(lonja, tmp
         for thread in registrars:
             thread.start()
         try:
-            time.sleep(1.0)
+            assert wait_until(lambda: ledger.acknowledged > 20)
             process.send_signal(signal.SIGKILL)
             process.proc.wait(10)
+            before_restart = ledger.acknowledged
             lonja.nameserver(storage=storage, port=int(ns.rsplit(":", 1)[1]))
-            time.sleep(1.0)
+            assert wait_until(lambda: ledger.acknowledged > before_restart + 20)  # registrations go on
         finally:
             stop.set()
             for thread in registrars:
