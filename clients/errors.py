@@ -4,7 +4,7 @@ so `except LonjaError` catches them all; each carries the `lonja` command's exit
 from __future__ import annotations
 
 from lonja.config.errors import DENIED, UNREACHABLE, LonjaError, NameTaken, UsageError
-from lonja.config.remote_errors import RemoteError, remote_error_from
+from lonja.config.wire import RemoteError, remote_error_from
 
 __all__ = ["AccessDenied", "CallTimeout", "LonjaError", "MessageTooLarge", "NameNotFound", "NameServerUnreachable",
            "NameTaken", "OutcomeUnknown", "RemoteError", "SerializationError", "ServiceUnreachable", "UsageError",

@@ -18,8 +18,7 @@ from Pyro5.core import NAMESERVER_NAME
 
 from lonja.config import Settings, current_settings, ensure_applied, parse_address
 from lonja.config.auth import client_token
-from lonja.config.remote_errors import Refusal, refusal_of
-from lonja.config.wire import client_handshake
+from lonja.config.wire import Refusal, client_handshake, refusal_of
 
 from .errors import AccessDenied, LonjaError, NameNotFound, NameServerUnreachable, NameTaken
 

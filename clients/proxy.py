@@ -39,8 +39,7 @@ from Pyro5.core import DAEMON_NAME, URI
 
 from lonja.config import Settings, current_settings, ensure_applied, import_pyro
 from lonja.config.auth import client_token
-from lonja.config.remote_errors import Refusal, object_gone, refusal_of, too_large
-from lonja.config.wire import client_handshake
+from lonja.config.wire import Refusal, client_handshake, object_gone, refusal_of, too_large
 
 from .batching import Batch
 from .dispatch import Dispatcher

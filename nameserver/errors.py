@@ -2,7 +2,7 @@
 
 `NameAlreadyServed` is raised to remote callers too. It is a `Pyro5.errors.NamingError`, so it goes over
 the wire as a plain NamingError that every Pyro5 client can rebuild, with its `served_uri` and
-`served_class` attributes (see `lonja.config.remote_errors`): a client can tell this refusal apart without
+`served_class` attributes (see `lonja.config.wire`): a client can tell this refusal apart without
 reading the message.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import Pyro5.errors
 
 from lonja.config.errors import IN_USE, USAGE, LonjaError, NameTaken
-from lonja.config.remote_errors import install_encoder
+from lonja.config.wire import install_encoder
 
 
 class NameServerError(LonjaError):

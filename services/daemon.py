@@ -4,7 +4,7 @@ It differs from Pyro5's `Daemon.handleRequest` in these ways, each closing a gap
 - oneway calls run on a bounded executor (Pyro5 starts a new thread per oneway call, without limit);
   their errors are logged and counted instead of lost;
 - an `async def` method is awaited on the host's event loop (Pyro5 tries to serialize the coroutine);
-- a service's own exception travels with its type name and traceback (see `lonja.config.remote_errors`);
+- a service's own exception travels with its type name and traceback (see `lonja.config.wire`);
 - a request over `limits.max_message_size` (after decompression) gets "message too large" as its
   answer, and the connection stays usable (see `config.wire`);
 - the daemon object also answers `describe(object_id)` (signatures and docs) and `stats()`;
@@ -39,8 +39,7 @@ from lonja.config import import_pyro
 from lonja.config.auth import TokenTable
 from lonja.config.daemon import GuardedDaemon
 from lonja.config.limits import Limits
-from lonja.config.remote_errors import TRACEBACK, install_encoder
-from lonja.config.wire import is_lonja_handshake, server_handshake
+from lonja.config.wire import TRACEBACK, install_encoder, is_lonja_handshake, server_handshake
 
 from .describe import call_hints, describe
 

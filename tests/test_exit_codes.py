@@ -23,7 +23,7 @@ import pytest
 from harness import PYTHON, Lonja, free_port
 from lonja import exits
 from lonja.config.errors import LonjaError
-from lonja.config.remote_errors import REMOTE_TYPE, RemoteError, exception_to_dict, remote_error_from
+from lonja.config.wire import REMOTE_TYPE, RemoteError, exception_to_dict, remote_error_from
 
 AUTH = {"LONJA_AUTH_ENABLED": "true", "LONJA_AUTH_ADMIN_TOKENS": "root:rootsecret1"}
 ONE_CONNECTION = {"LONJA_LIMITS_MAX_CONNECTIONS": "1"}
@@ -220,7 +220,7 @@ def test_output_into_a_reader_that_stops_ends_quietly_with_141(lonja: Lonja, ns:
 # -- the error tree behind the codes ---------------------------------------------------------------------
 
 DOCUMENTED = {exits.REMOTE_ERROR, exits.USAGE, exits.UNREACHABLE, exits.IN_USE, exits.DENIED, exits.INTERNAL}
-PACKAGES = ("lonja.config.errors", "lonja.config.remote_errors", "lonja.clients.errors", "lonja.services.errors",
+PACKAGES = ("lonja.config.errors", "lonja.config.wire", "lonja.clients.errors", "lonja.services.errors",
             "lonja.nameserver.errors")
 
 
