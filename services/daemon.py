@@ -6,7 +6,7 @@ It differs from Pyro5's `Daemon.handleRequest` in these ways, each closing a gap
 - an `async def` method is awaited on the host's event loop (Pyro5 tries to serialize the coroutine);
 - a service's own exception travels with its type name and traceback (see `lonja.config.wire`);
 - a request over `limits.max_message_size` (after decompression) gets "message too large" as its
-  answer, and the connection stays usable (see `config.wire`);
+  answer, and the connection stays usable (the shared `GuardedDaemon.receive_request`);
 - the daemon object also answers `describe(object_id)` (signatures and docs) and `stats()`;
 - a lonja client's handshake is answered with the object's `@idempotent` and generator methods.
 """
@@ -157,110 +157,125 @@ class HostDaemon(GuardedDaemon):
             self._count("oneway_done")
 
     def handleRequest(self, conn: Any) -> None:
-        """Receive one request on `conn`, run it, and send the reply (Pyro5's protocol, unchanged)."""
-        request_flags = 0
-        request_seq = 0
-        request_serializer_id = serializers.MarshalSerializer.serializer_id
-        was_batched = False
-        is_callback = False
+        """Receive one request on `conn`, run it, and send the reply (Pyro5's protocol, unchanged).
+
+        Pyro5 has no hook between decoding a request and invoking the method, so the dispatch is lonja's
+        own; receiving (the size limit, refused serializers) is the shared daemon base's.
+        """
         msg = self.receive_request(conn)
         if msg is None:
             return
+        flags, seq, serializer_id = msg.flags, msg.seq, msg.serializer_id
+        is_callback = False
         try:
-            request_flags = msg.flags
-            request_seq = msg.seq
-            request_serializer_id = msg.serializer_id
-            if msg.flags & protocol.FLAGS_CORR_ID:
-                current_context.correlation_id = uuid.UUID(bytes=msg.corr_id)
-            else:
-                current_context.correlation_id = uuid.uuid4()
+            _set_correlation_id(msg)
             if msg.type == protocol.MSG_PING:
-                reply = protocol.SendingMessage(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong",
-                                                annotations=self._response_annotations())
-                conn.send(reply.data)
+                self._send(conn, protocol.MSG_PING, 0, seq, serializer_id, b"pong")
                 return
-            serializer = serializers.serializers_by_id[msg.serializer_id]
-            vargs: Sequence[Any]
-            kwargs: dict[str, Any] | None
-            if request_flags & protocol.FLAGS_KEEPSERIALIZED:
-                blobinfo, obj_id, method = marshal.loads(msg.annotations["BLBI"])
-                vargs, kwargs = (client.SerializedBlob(blobinfo, msg, is_blob=True),), {}
-            else:
-                obj_id, method, vargs, kwargs = serializer.loadsCall(msg.data)
-            current_context.client = conn
-            try:
-                current_context.client_sock_addr = conn.sock.getpeername()
-            except OSError:
-                current_context.client_sock_addr = None
-            current_context.seq = msg.seq
-            current_context.annotations = msg.annotations
-            current_context.msg_flags = msg.flags
-            current_context.serializer_id = msg.serializer_id
+            obj, method_name, vargs, kwargs = self._decode(conn, msg)
             del msg
-            obj = _unpack_weakref(self.objectsById.get(obj_id))
-            if obj is None:
-                log.debug("unknown object requested: %s", obj_id)
-                raise errors.DaemonError("unknown object")
-            if inspect.isclass(obj):
-                obj = self._getInstance(obj, conn)
             self._count("calls")
-            if request_flags & protocol.FLAGS_BATCH:
-                data = []
-                for method_name, call_vargs, call_kwargs in vargs:
-                    method = _get_attribute(obj, method_name)
-                    try:
-                        data.append(self._invoke(method, call_vargs, call_kwargs or {}))
-                    except Exception as exc:
-                        self.methodcall_error_handler(self, current_context.client_sock_addr, method,
-                                                      call_vargs, call_kwargs, exc)
-                        setattr(exc, TRACEBACK, errors.format_traceback(detailed=config.DETAILED_TRACEBACK))
-                        data.append(core._ExceptionWrapper(exc).__serialized_dict__())  # marshal-safe
-                        break
-                was_batched = True
-                if request_flags & protocol.FLAGS_ONEWAY:
-                    return
-            elif method == "__getattr__":
+            if flags & protocol.FLAGS_BATCH:
+                data = self._run_batch(obj, vargs)
+            elif method_name == "__getattr__":
                 data = _get_exposed_property_value(obj, vargs[0])
-            elif method == "__setattr__":
+            elif method_name == "__setattr__":
                 data = _set_exposed_property_value(obj, vargs[0], vargs[1])
             else:
-                method = _get_attribute(obj, method)
-                if request_flags & protocol.FLAGS_ONEWAY:
-                    self._oneway.submit(self._run_oneway, method, vargs, kwargs or {},
-                                        current_context.to_global(), current_context.client_sock_addr)
+                method = _get_attribute(obj, method_name)
+                if flags & protocol.FLAGS_ONEWAY:
+                    self._oneway.submit(self._run_oneway, method, vargs, kwargs, current_context.to_global(),
+                                        current_context.client_sock_addr)
                     return
                 is_callback = getattr(method, "_pyroCallback", False)
-                try:
-                    data = self._invoke(method, vargs, kwargs or {})
-                except Exception as exc:
-                    self.methodcall_error_handler(self, current_context.client_sock_addr, method, vargs, kwargs, exc)
-                    raise
-            if request_flags & protocol.FLAGS_ONEWAY:
+                data = self._run_call(method, vargs, kwargs)
+            if flags & protocol.FLAGS_ONEWAY:
                 return
-            if not was_batched:
-                is_stream, data = self._streamResponse(data, conn)
-                if is_stream:
-                    error = errors.ProtocolError("result of call is an iterator")
-                    annotations = {"STRM": data.encode()} if data else {}
-                    self._sendExceptionResponse(conn, request_seq, serializer.serializer_id, error, None,
-                                                annotations=annotations, flags=protocol.FLAGS_ITEMSTREAMRESULT)
-                    return
-            payload = serializer.dumps(data)
-            flags = protocol.FLAGS_BATCH if was_batched else 0
-            reply = protocol.SendingMessage(protocol.MSG_RESULT, flags, request_seq, serializer.serializer_id,
-                                            payload, annotations=self._response_annotations())
-            current_context.response_annotations = {}
-            conn.send(reply.data)
+            self._reply(conn, seq, serializer_id, data, batched=bool(flags & protocol.FLAGS_BATCH))
         except Exception as exc:
-            answerable = not (isinstance(exc, errors.ConnectionClosedError) or request_flags & protocol.FLAGS_ONEWAY)
+            answerable = not (isinstance(exc, errors.ConnectionClosedError) or flags & protocol.FLAGS_ONEWAY)
             reportable = isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError)
             if answerable and reportable:
                 tblines = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)
-                self._sendExceptionResponse(conn, request_seq, request_serializer_id, exc, tblines)
+                self._sendExceptionResponse(conn, seq, serializer_id, exc, tblines)
             if is_callback or isinstance(exc, (errors.CommunicationError, errors.SecurityError)):
                 raise
+
+    def _decode(self, conn: Any, msg: Any) -> tuple[Any, str, Sequence[Any], dict[str, Any]]:
+        """The target object, method name and arguments of a request; the call context is set from it."""
+        vargs: Sequence[Any]
+        if msg.flags & protocol.FLAGS_KEEPSERIALIZED:  # BLBI was checked by receive_request
+            blobinfo, obj_id, method_name = marshal.loads(msg.annotations["BLBI"])
+            vargs, kwargs = (client.SerializedBlob(blobinfo, msg, is_blob=True),), {}
+        else:
+            obj_id, method_name, vargs, kwargs = serializers.serializers_by_id[msg.serializer_id].loadsCall(msg.data)
+        current_context.client = conn
+        try:
+            current_context.client_sock_addr = conn.sock.getpeername()
+        except OSError:
+            current_context.client_sock_addr = None
+        current_context.seq = msg.seq
+        current_context.annotations = msg.annotations
+        current_context.msg_flags = msg.flags
+        current_context.serializer_id = msg.serializer_id
+        obj = _unpack_weakref(self.objectsById.get(obj_id))
+        if obj is None:
+            log.debug("unknown object requested: %s", obj_id)
+            raise errors.DaemonError("unknown object")
+        if inspect.isclass(obj):
+            obj = self._getInstance(obj, conn)
+        return obj, method_name, vargs, kwargs or {}
+
+    def _run_call(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        try:
+            return self._invoke(method, vargs, kwargs)
+        except Exception as exc:
+            self.methodcall_error_handler(self, current_context.client_sock_addr, method, vargs, kwargs, exc)
+            raise
+
+    def _run_batch(self, obj: Any, calls: Sequence[Any]) -> list[Any]:
+        """Run a batch's calls in order; the first failure ends it, its exception the last result."""
+        results: list[Any] = []
+        for method_name, call_vargs, call_kwargs in calls:
+            method = _get_attribute(obj, method_name)
+            try:
+                results.append(self._invoke(method, call_vargs, call_kwargs or {}))
+            except Exception as exc:
+                self.methodcall_error_handler(self, current_context.client_sock_addr, method,
+                                              call_vargs, call_kwargs, exc)
+                setattr(exc, TRACEBACK, errors.format_traceback(detailed=config.DETAILED_TRACEBACK))
+                results.append(core._ExceptionWrapper(exc).__serialized_dict__())  # marshal-safe
+                break
+        return results
+
+    def _reply(self, conn: Any, seq: int, serializer_id: int, data: Any, batched: bool) -> None:
+        """Send a call's result, or start streaming it when it is an iterator."""
+        serializer = serializers.serializers_by_id[serializer_id]
+        if not batched:
+            is_stream, data = self._streamResponse(data, conn)
+            if is_stream:
+                error = errors.ProtocolError("result of call is an iterator")
+                annotations = {"STRM": data.encode()} if data else {}
+                self._sendExceptionResponse(conn, seq, serializer_id, error, None,
+                                            annotations=annotations, flags=protocol.FLAGS_ITEMSTREAMRESULT)
+                return
+        self._send(conn, protocol.MSG_RESULT, protocol.FLAGS_BATCH if batched else 0, seq, serializer_id,
+                   serializer.dumps(data))
+
+    def _send(self, conn: Any, msg_type: int, flags: int, seq: int, serializer_id: int, payload: bytes) -> None:
+        reply = protocol.SendingMessage(msg_type, flags, seq, serializer_id, payload,
+                                        annotations=self._response_annotations())
+        current_context.response_annotations = {}
+        conn.send(reply.data)
 
     def _response_annotations(self) -> dict[str, bytes]:
         annotations = current_context.response_annotations
         annotations.update(self.annotations())
         return annotations
+
+
+def _set_correlation_id(msg: Any) -> None:
+    if msg.flags & protocol.FLAGS_CORR_ID:
+        current_context.correlation_id = uuid.UUID(bytes=msg.corr_id)
+    else:
+        current_context.correlation_id = uuid.uuid4()

@@ -68,3 +68,23 @@ def test_sqlite_registrations_survive_a_name_server_restart(lonja):
     with NameServerClient(ns) as names:
         assert names.list("kept.") == {"kept.one": ("PYRO:obj@127.0.0.1:1", frozenset({"a"}))}
         assert "Kept.two" in names.list()
+
+
+def test_serialized_blob_reaches_a_lonja_host_intact(ns):
+    """Pyro5's SerializedBlob (a marshal-encoded annotation plus an opaque payload) passes a lonja host."""
+    import Pyro5.api
+    from Pyro5.client import SerializedBlob
+
+    from lonja.config import load_settings
+    from lonja.services import ServiceHost, service
+
+    @service("blobs")
+    class Blobs:
+        def take(self, blob: SerializedBlob) -> list:
+            return [blob.info, blob.deserialized()]
+
+    with ServiceHost(load_settings(environ={}), ns=ns) as host:
+        hosted = host.add(Blobs)
+        with Pyro5.api.Proxy(hosted.uri) as plain:
+            plain._pyroSerializer = "serpent"
+            assert plain.take(SerializedBlob("some info", {"x": [1, 2]})) == ["some info", {"x": [1, 2]}]
