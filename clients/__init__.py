@@ -16,9 +16,10 @@ The proxy machinery is imported on first use of one of its names, so that import
 this package (the `lonja` command's parser imports `lonja.clients.cli`) does not load it.
 """
 
-import importlib
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 from typing import Any
+
+from lonja.config.lazy import lazy_attribute, lazy_dir
 
 from .errors import (
     AccessDenied,
@@ -46,11 +47,8 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "AccessDenied"
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+    return lazy_attribute(__name__, _LAZY, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return lazy_dir(__name__, _LAZY)

@@ -4,8 +4,9 @@ This package never imports `services` or `clients`. The server and its storage a
 of one of their names, so that the `lonja` command's parser (which imports `lonja.nameserver.cli`) stays light.
 """
 
-import importlib
 from typing import Any
+
+from lonja.config.lazy import lazy_attribute, lazy_dir
 
 from .errors import NameServerError, StorageError
 
@@ -31,11 +32,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+    return lazy_attribute(__name__, _LAZY, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return lazy_dir(__name__, _LAZY)

@@ -11,8 +11,9 @@ The decorators and the host are imported on first use of one of their names, so 
 command's parser (which imports `lonja.services.cli`) stays light.
 """
 
-import importlib
 from typing import Any
+
+from lonja.config.lazy import lazy_attribute, lazy_dir
 
 from .errors import NameTaken, ServiceError, ServiceLoadError
 
@@ -24,11 +25,8 @@ __all__ = ["NameTaken", "ServiceError", "ServiceHost", "ServiceLoadError", "expo
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+    return lazy_attribute(__name__, _LAZY, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return lazy_dir(__name__, _LAZY)
