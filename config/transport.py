@@ -17,9 +17,10 @@ Pyro5 offers two transports, each good at one thing, and neither protects itself
   connect message then advance without blocking, each time the socket has data, and a connection that
   has not finished both within `limits.handshake_timeout` is dropped. A silent peer costs a file
   descriptor, never a thread;
-- **caps that bite first**: `limits.max_connections` in all, `max_connections_per_peer` and
-  `max_pending_per_peer` per IP address. A peer over a cap gets a one-line "too many connections (N)"
-  answer to its connect message, so other peers get through while it sits at its cap;
+- **caps that bite first**: `limits.max_connections` in all; per IP address, `max_pending_per_peer`
+  connections still in their handshake (past it, that address's oldest handshake is dropped) and,
+  optionally, `max_connections_per_peer` past it. A peer over a cap gets a one-line "too many
+  connections (N)" answer to its connect message, so other peers get through while it sits at its cap;
 - **deadlines**: a peer that stops in the middle of a message is dropped after `limits.receive_timeout`,
   a connection without requests after `limits.idle_timeout`.
 A connection is out of the selector while one of its requests runs, so its requests are served in order.
@@ -103,6 +104,7 @@ class GuardedServer(SocketServer_Multiplex):
         self._cond = threading.Condition()
         self._connections: collections.Counter[str] = collections.Counter()
         self._pending: collections.Counter[str] = collections.Counter()
+        self._established: collections.Counter[str] = collections.Counter()  # past their handshake
         self._refusing = 0
         self._next_expiry = 0.0
         self._leader: int | None = None
@@ -236,14 +238,22 @@ class GuardedServer(SocketServer_Multiplex):
         return min(candidates, key=lambda pending: pending.deadline, default=None)
 
     def _refusal(self, peer: str) -> str | None:
-        """Why a new connection from `peer` is refused (called under the lock), or None."""
+        """Why a new connection from `peer` is refused at once (called under the lock), or None."""
         total = sum(self._connections.values())
         if total >= self.limits.max_connections:
             return (f"too many connections ({total}): the server is at its limit (limits.max_connections), "
                     f"try again later")
+        return None
+
+    def _peer_refusal(self, peer: str) -> str | None:
+        """Why a handshake from `peer` is refused although it completed (called under the lock), or None.
+
+        Only connections past their handshake count here: an address's silent connections are bounded by
+        `max_pending_per_peer` instead, so they never lock out that address's real clients.
+        """
         per_peer = self.limits.max_connections_per_peer
-        if per_peer and self._connections[peer] >= per_peer:
-            return (f"too many connections from {peer} ({self._connections[peer]}): the server's limit per "
+        if per_peer and self._established[peer] >= per_peer:
+            return (f"too many connections from {peer} ({self._established[peer]}): the server's limit per "
                     f"address is {per_peer} (limits.max_connections_per_peer)")
         return None
 
@@ -300,10 +310,14 @@ class GuardedServer(SocketServer_Multiplex):
         sock.setblocking(True)
         sock.settimeout(self.limits.receive_timeout)
         conn = socketutil.SocketConnection(sock)
+        with self._cond:
+            refusal = pending.refusal or self._peer_refusal(pending.peer)
+        if refusal and not pending.refusal:
+            peer_log.warning(pending.peer, f"refusing a connection: {refusal}")
         try:
             message = receive(_Received(bytes(pending.buffer)), [protocol.MSG_CONNECT],
                               self.limits.max_connect_size)
-            accepted = self._answer_handshake(conn, message, pending.refusal)
+            accepted = self._answer_handshake(conn, message, refusal)
         except Exception as exc:  # a bad message, or the peer left: one line, never the loop's end
             peer_log.warning(pending.peer, f"handshake refused: {exc}")
             accepted = False
@@ -313,6 +327,8 @@ class GuardedServer(SocketServer_Multiplex):
                 self._refusing -= 1
             elif not accepted:
                 self._connections[pending.peer] -= 1
+            else:
+                self._established[pending.peer] += 1
         if not accepted:
             conn.close()
             return
@@ -394,6 +410,7 @@ class GuardedServer(SocketServer_Multiplex):
     def _close_established(self, conn: Any, state: Established) -> None:
         with self._cond:
             self._connections[state.peer] -= 1
+            self._established[state.peer] -= 1
         try:
             self.daemon._clientDisconnect(conn)
         except Exception as exc:

@@ -116,22 +116,28 @@ def test_one_silent_connection_does_not_block_a_tls_name_server(lonja, tmp_path)
     silent.close()
 
 
+def _handshake(address: tuple[str, int], source: str) -> tuple[socket.socket, int, object]:
+    """A connection from `source` that sends its connect message: the socket and the server's answer."""
+    sock = _silent(address, source)
+    sock.sendall(_connect_message(SERPENT.dumps({"handshake": "hello", "object": "echo"})))
+    return (sock, *_answer(sock))
+
+
 def test_a_peer_at_its_cap_leaves_room_for_others(lonja, ns):
     server = lonja.start("serve", "echo", "--ns", ns, env={
-        **FAST, "LONJA_LIMITS_MAX_CONNECTIONS": "8", "LONJA_LIMITS_MAX_CONNECTIONS_PER_PEER": "4"})
+        **FAST, "LONJA_LIMITS_MAX_CONNECTIONS": "16", "LONJA_LIMITS_MAX_CONNECTIONS_PER_PEER": "4"})
     with connect("echo", ns=ns) as proxy:
         address = _address(Pyro5.api.URI(uri_of(proxy)).location)
-    silent = [_silent(address, source="127.0.0.2") for _ in range(6)]
-    refused = silent[4:]  # past its per-peer cap: answered with a refusal once they send their connect
-    for sock in refused:
-        sock.sendall(_connect_message(SERPENT.dumps({"handshake": "hello", "object": "echo"})))
-        msg_type, reason = _answer(sock)
-        assert msg_type == protocol.MSG_CONNECTFAIL
-        assert "too many connections from 127.0.0.2 (4)" in reason and "max_connections_per_peer" in reason
+    held = [_handshake(address, "127.0.0.2") for _ in range(6)]
+    assert [answer for _, answer, _ in held[:4]] == [protocol.MSG_CONNECTOK] * 4
+    for _, answer, reason in held[4:]:  # past its per-peer cap
+        assert answer == protocol.MSG_CONNECTFAIL
+        assert "too many connections from 127.0.0.2 (4)" in str(reason) and "max_connections_per_peer" in str(reason)
+    silent = [_silent(address, source="127.0.0.1") for _ in range(6)]  # still in their handshake: not counted
     with connect("echo", ns=ns) as proxy:  # the bystander on 127.0.0.1 gets through
         assert proxy.echo("still served") == "still served"
     server.wait_for("refusing a connection: too many connections from 127.0.0.2")
-    for sock in silent:
+    for sock in [sock for sock, _, _ in held] + silent:
         sock.close()
 
 
