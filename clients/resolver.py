@@ -59,6 +59,8 @@ class Resolver:
         self._lock = threading.Lock()
         self._follow = False
         self._watcher: threading.Thread | None = None
+        self._in_step = False  # the watcher is past its first answer: no change can slip by unseen
+        self._generation = 0   # counts forgets: a lookup that raced one is not trusted until the next change
 
     def follow(self) -> None:
         """Follow the change log from the next lookup on; what was cached without it is asked for again."""
@@ -73,6 +75,8 @@ class Resolver:
             cached = self._cache.get(name)
         if cached is not None and (cached[1] == 0 or cached[1] > time.monotonic()):
             return cached[0]
+        with self._lock:
+            generation, in_step = self._generation, self._in_step
         try:
             lonja = self.ns.is_lonja()
             uris = self.ns.instances(name) if lonja else [self.ns.lookup(name)[0]]
@@ -81,7 +85,13 @@ class Resolver:
                 return cached[0]
             raise
         with self._lock:
-            self._cache[name] = (uris, 0 if lonja and self._watching() else time.monotonic() + PLAIN_NS_TTL)
+            if not (lonja and self._follow):
+                valid_until = time.monotonic() + PLAIN_NS_TTL
+            elif in_step and generation == self._generation:
+                valid_until = 0.0  # good until the watcher reports a change
+            else:
+                valid_until = -1.0  # a change may have raced this lookup: ask again next time
+            self._cache[name] = (uris, valid_until)
         if lonja and self._follow:
             self._start_watching()
         return uris
@@ -90,6 +100,7 @@ class Resolver:
         """Mark what is cached for `name` stale (it changed, or a call found an instance dead): the next
         lookup asks the name server, and uses the stale list only if the name server is away."""
         with self._lock:
+            self._generation += 1
             cached = self._cache.get(name)
             if cached is not None:
                 self._cache[name] = (cached[0], -1.0)
@@ -119,6 +130,9 @@ class Resolver:
                 continue
             if answer.get("reset") and since >= 0:
                 self._clear()
+            if since < 0:  # from now on every change reaches this cache
+                with self._lock:
+                    self._in_step = True
             since = answer["seq"]
             for event in answer["events"]:
                 self.forget(event["name"])
@@ -126,7 +140,9 @@ class Resolver:
     def _clear(self, keep: bool = False) -> None:
         """Forget everything; with `keep`, only mark it stale (used while the name server is away)."""
         with self._lock:
-            if keep:
+            self._generation += 1
+            if keep:  # the name server is away: changes may be missed until the watcher is back in step
+                self._in_step = False
                 self._cache = {name: (uris, -1.0) for name, (uris, _) in self._cache.items()}
             else:
                 self._cache.clear()

@@ -102,12 +102,13 @@ class GuardedServer(SocketServer_Multiplex):
         self.max_threads = max(1, max_threads)
         self._tls = self.sock.context if isinstance(self.sock, ssl.SSLSocket) else None
         self._cond = threading.Condition()
-        self._connections: collections.Counter[str] = collections.Counter()
-        self._pending: collections.Counter[str] = collections.Counter()
+        self._total = 0                                           # connections counted against the caps
+        self._handshaking: dict[str, dict[Pending, None]] = {}    # per address, oldest first
         self._established: collections.Counter[str] = collections.Counter()  # past their handshake
         self._refusing = 0
         self._next_expiry = 0.0
         self._leader: int | None = None
+        self._leader_wanted = False   # every thread was busy when the leader had to hand over
         self._owner: int | None = None  # the thread that called loop(): it returns only at shutdown
         self._threads = 0
         self._idle = 0
@@ -119,7 +120,7 @@ class GuardedServer(SocketServer_Multiplex):
     def open_connections(self) -> int:
         """Connections accepted and not yet closed (in their handshake, idle, or in a request)."""
         with self._cond:
-            return sum(self._connections.values())
+            return self._total
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -162,17 +163,17 @@ class GuardedServer(SocketServer_Multiplex):
     def _follow(self, me: int) -> bool:
         """Wait until promoted; False if this thread is not needed any more."""
         with self._cond:
-            if self._idle >= 2 and self._leader is not None and me != self._owner:
+            if self._idle >= 2 and self._leader is not None and not self._leader_wanted and me != self._owner:
                 return False  # enough idle followers already: let this thread end (never loop()'s own)
             self._idle += 1
             try:
-                while self._leader is not None and self._running():
+                while self._leader is not None and not self._leader_wanted and self._running():
                     self._cond.wait(1.0)
             finally:
                 self._idle -= 1
             if not self._running():
                 return False
-            self._leader = me
+            self._leader, self._leader_wanted = me, False
             return True
 
     def _lead_once(self, me: int) -> None:
@@ -189,7 +190,7 @@ class GuardedServer(SocketServer_Multiplex):
                 self._advance(key.data)
             else:
                 self._serve_request(key.fileobj, key.data, me)
-        if self._leader == me:
+        if self._leader == me and not self.shutting_down:
             self._expire()
             self.daemon._housekeeping()
 
@@ -199,50 +200,56 @@ class GuardedServer(SocketServer_Multiplex):
         """Take one connection off the listening socket (no handshake here) and start its handshake."""
         try:
             raw, address = socket.socket.accept(self.sock)  # the plain accept, also under TLS
-        except OSError:
+            raw.setblocking(False)
+            sock = raw if self._tls is None else self._tls.wrap_socket(raw, server_side=True,
+                                                                       do_handshake_on_connect=False)
+        except OSError:  # gone already (a reset while accepting, or before TLS could start)
             return
         peer = address[0] if isinstance(address, tuple) else "unix socket"
-        raw.setblocking(False)
-        evicted = None
         with self._cond:
-            refusal = self._refusal(peer)
-            drop = bool(refusal) and self._refusing >= MAX_REFUSING
-            if not drop:
-                if self._pending[peer] >= self.limits.max_pending_per_peer:
-                    evicted = self._oldest_pending(peer)
+            refusal = self._refusal()
+            if refusal and self._refusing >= MAX_REFUSING:
+                drop, evicted, pending = True, None, None
+            else:
+                drop = False
+                handshaking = self._handshaking.setdefault(peer, {})
+                evicted = next(iter(handshaking)) if len(handshaking) >= self.limits.max_pending_per_peer else None
+                pending = Pending(sock, peer, time.monotonic() + self.limits.handshake_timeout, refusal,
+                                  tls_done=self._tls is None)
+                handshaking[pending] = None
                 if refusal:
                     self._refusing += 1
                 else:
-                    self._connections[peer] += 1
-                self._pending[peer] += 1
+                    self._total += 1
+        if drop or pending is None:
+            peer_log.warning(peer, f"connection closed unanswered: {refusal}")
+            _close(sock)
+            return
         if evicted is not None:
             self._end_pending(evicted, f"evicted: more than {self.limits.max_pending_per_peer} connections from "
                                        f"this address were in their handshake (limits.max_pending_per_peer)")
-        if drop:
-            peer_log.warning(peer, f"connection closed unanswered: {refusal}")
-            raw.close()
-            return
         if refusal:
             peer_log.warning(peer, f"refusing a connection: {refusal}")
-        sock = raw
-        if self._tls is not None:
-            sock = self._tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-        pending = Pending(sock, peer, time.monotonic() + self.limits.handshake_timeout, refusal,
-                          tls_done=self._tls is None)
         self.selector.register(sock, selectors.EVENT_READ, pending)
 
-    def _oldest_pending(self, peer: str) -> Pending | None:
-        """The connection from `peer` that has been in its handshake longest."""
-        candidates = [key.data for key in list(self.selector.get_map().values())
-                      if isinstance(key.data, Pending) and key.data.peer == peer]
-        return min(candidates, key=lambda pending: pending.deadline, default=None)
+    def _release(self, pending: Pending, kept: bool) -> None:
+        """A handshake is over (called under the lock): `kept`, the connection goes on as established."""
+        handshaking = self._handshaking.get(pending.peer, {})
+        handshaking.pop(pending, None)
+        if not handshaking:
+            self._handshaking.pop(pending.peer, None)
+        if pending.refusal:
+            self._refusing -= 1
+        elif kept:
+            self._established[pending.peer] += 1
+        else:
+            self._total -= 1
 
-    def _refusal(self, peer: str) -> str | None:
-        """Why a new connection from `peer` is refused at once (called under the lock), or None."""
-        total = sum(self._connections.values())
-        if total >= self.limits.max_connections:
-            return (f"too many connections ({total}): the server is at its limit (limits.max_connections), "
-                    f"try again later")
+    def _refusal(self) -> str | None:
+        """Why a new connection is refused at once (called under the lock), or None."""
+        if self._total >= self.limits.max_connections:
+            return (f"too many connections ({self._total}): the server is at its limit "
+                    f"(limits.max_connections), try again later")
         return None
 
     def _peer_refusal(self, peer: str) -> str | None:
@@ -322,13 +329,7 @@ class GuardedServer(SocketServer_Multiplex):
             peer_log.warning(pending.peer, f"handshake refused: {exc}")
             accepted = False
         with self._cond:
-            self._pending[pending.peer] -= 1
-            if pending.refusal:
-                self._refusing -= 1
-            elif not accepted:
-                self._connections[pending.peer] -= 1
-            else:
-                self._established[pending.peer] += 1
+            self._release(pending, kept=accepted)
         if not accepted:
             conn.close()
             return
@@ -344,11 +345,7 @@ class GuardedServer(SocketServer_Multiplex):
         if answer:
             self._answer_bad_connect(pending, reason)
         with self._cond:
-            self._pending[pending.peer] -= 1
-            if pending.refusal:
-                self._refusing -= 1
-            else:
-                self._connections[pending.peer] -= 1
+            self._release(pending, kept=False)
         _close(pending.sock)
 
     def _answer_bad_connect(self, pending: Pending, reason: str) -> None:
@@ -367,7 +364,8 @@ class GuardedServer(SocketServer_Multiplex):
     # -- requests -------------------------------------------------------------------------------------
 
     def _serve_request(self, conn: Any, state: Established, me: int) -> None:
-        self._unregister(conn)
+        if not self._unregister(conn):
+            return  # another thread took this connection's request first
         with self._cond:
             self._busy_since, self._busy_thread = time.monotonic(), me
         if not self._active.is_set():
@@ -409,8 +407,10 @@ class GuardedServer(SocketServer_Multiplex):
 
     def _close_established(self, conn: Any, state: Established) -> None:
         with self._cond:
-            self._connections[state.peer] -= 1
+            self._total -= 1
             self._established[state.peer] -= 1
+            if not self._established[state.peer]:
+                del self._established[state.peer]
         try:
             self.daemon._clientDisconnect(conn)
         except Exception as exc:
@@ -423,26 +423,33 @@ class GuardedServer(SocketServer_Multiplex):
         if now < self._next_expiry:
             return
         self._next_expiry = now + EXPIRY_INTERVAL
+        with self._cond:
+            late = [pending for handshaking in self._handshaking.values() for pending in handshaking
+                    if now > pending.deadline]
+        for pending in late:
+            self._end_pending(pending, f"no handshake within {self.limits.handshake_timeout:g} s "
+                                       f"(limits.handshake_timeout)")
         idle = self.limits.idle_timeout
-        try:
+        if not idle:
+            return
+        try:  # busy threads put connections back meanwhile: a changing map is read again next time
             keys = list(self.selector.get_map().values())
-        except (RuntimeError, ValueError):
+        except (RuntimeError, KeyError, ValueError, AttributeError):
             return
         for key in keys:
             state = key.data
-            if isinstance(state, Pending) and now > state.deadline:
-                self._end_pending(state, f"no handshake within {self.limits.handshake_timeout:g} s "
-                                         f"(limits.handshake_timeout)")
-            elif isinstance(state, Established) and idle and now - state.last_active > idle:
+            if isinstance(state, Established) and now - state.last_active > idle:
                 log.info("closing the connection from %s: idle for %.0f s (limits.idle_timeout)", state.peer, idle)
                 self._unregister(key.fileobj)
                 self._close_established(key.fileobj, state)
 
-    def _unregister(self, fileobj: Any) -> None:
+    def _unregister(self, fileobj: Any) -> bool:
+        """Take `fileobj` out of the selector; False if it was not in it (any more)."""
         try:
             self.selector.unregister(fileobj)
+            return True
         except (KeyError, ValueError):
-            pass
+            return False
 
     # -- handing the loop over ------------------------------------------------------------------------
 
@@ -475,8 +482,9 @@ class GuardedServer(SocketServer_Multiplex):
         elif self._threads < self.max_threads:
             self._threads += 1
             threading.Thread(target=self._start_follower, name="lonja-leader", daemon=True).start()
-        else:
-            self._leader = busy  # every thread is busy: wait for one to finish
+        else:  # every thread is busy: the first to finish its call takes the loop over
+            self._leader = busy
+            self._leader_wanted = True
 
     def _start_follower(self) -> None:
         with self._cond:

@@ -364,9 +364,11 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
     def _apply_probe(self, instance: Instance, result: Probe) -> None:
         now = time.monotonic()
         if result is Probe.ALIVE:
+            # "not serving" that no failed probe set is its host's own word (it is shutting down): keep it
+            if instance.status != NOT_SERVING or instance.failing_since is not None:
+                self.registry.set_status(instance, SERVING)
             instance.failing_since = None
             instance.revalidate = False
-            self.registry.set_status(instance, SERVING)
         elif instance.lease_expires is not None:  # a leased rival that does not answer: its host is gone
             log.info("dropping %s at %s: it does not answer", _quote(instance.name), instance.uri)
             self.registry.drop(instance.name, instance.uri)

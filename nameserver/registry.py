@@ -12,6 +12,7 @@ The registry itself holds no lock of its own: the name server calls it under its
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -85,7 +86,9 @@ class ChangeLog:
             while True:
                 if self.events and seq < self.events[0]["seq"] - 1:
                     return {"seq": self.seq, "reset": True, "events": []}
-                found = [e for e in self.events if e["seq"] > seq and e["name"].startswith(prefix)]
+                newer = itertools.islice(self.events, max(0, seq - self.events[0]["seq"] + 1), None) \
+                    if self.events else ()
+                found = [e for e in newer if e["name"].startswith(prefix)]  # the log is in seq order
                 remaining = deadline - time.monotonic()
                 if found or remaining <= 0 or seq > self.seq or self.closed:
                     return {"seq": self.seq, "reset": seq > self.seq, "events": found}

@@ -174,7 +174,8 @@ class HostDaemon(GuardedDaemon):
                 return
             obj, method_name, vargs, kwargs = self._decode(conn, msg)
             del msg
-            self._count("calls")
+            if not isinstance(obj, HostDaemonObject):  # the host's own introspection is not a call it serves
+                self._count("calls")
             if flags & protocol.FLAGS_BATCH:
                 data = self._run_batch(obj, vargs)
             elif method_name == "__getattr__":
