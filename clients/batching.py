@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from Pyro5 import protocol
 
+from lonja.config.wire import batch_failure
+
 from .errors import LonjaError, remote_error_from
 
 if TYPE_CHECKING:
@@ -57,8 +59,9 @@ class Batch:
             raise LonjaError("the batch has not been sent: use it in a `with` block or call send()")
         values: list[Any] = []
         for value in self._results:
-            if type(value).__name__ == "_ExceptionWrapper":
-                error = remote_error_from(value.exception)
+            failure = batch_failure(value)
+            if failure is not None:
+                error = remote_error_from(failure)
                 error.results = values
                 raise error
             values.append(value)

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from Pyro5 import protocol
 
+from lonja.config.wire import batch_failure
+
 from .errors import MessageTooLarge, OutcomeUnknown, remote_error_from
 from .executor import shared_executor
 
@@ -139,8 +141,9 @@ class Dispatcher:
                     self._queue.extendleft(reversed([_requeue(c) for c in calls[index:]]))
                 return
             value = results[index]
-            if type(value).__name__ == "_ExceptionWrapper":
-                call.future.set_exception(remote_error_from(value.exception))
+            failure = batch_failure(value)
+            if failure is not None:
+                call.future.set_exception(remote_error_from(failure))
             else:
                 call.future.set_result(value)
 

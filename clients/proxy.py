@@ -39,7 +39,7 @@ from Pyro5.core import DAEMON_NAME, URI
 
 from lonja.config import Settings, current_settings, ensure_applied, import_pyro
 from lonja.config.auth import client_token
-from lonja.config.wire import Refusal, client_handshake, object_gone, refusal_of, too_large
+from lonja.config.wire import TRACEBACK, Refusal, client_handshake, is_stream, object_gone, refusal_of, too_large
 
 from .batching import Batch
 from .dispatch import Dispatcher
@@ -271,7 +271,7 @@ class ServiceClient:
             result = connection._pyroInvoke(method, args, kwargs, flags=flags, objectId=object_id)
         except Pyro5.errors.SerializeError as exc:
             self.give_back(connection)
-            if getattr(exc, "_pyroTraceback", None):  # the service could not serialize its answer
+            if getattr(exc, TRACEBACK, None):  # the service could not serialize its answer
                 self._health.answered(uri)
                 raise remote_error_from(exc) from None
             raise SerializationError(f"cannot send the arguments of {method}() with the {self._serializer} "
@@ -308,7 +308,7 @@ class ServiceClient:
             self.give_back(connection)
             raise remote_error_from(exc) from None
         self._health.answered(uri)
-        if isinstance(result, Iterator) and type(result).__name__ == "_StreamResultIterator":
+        if is_stream(result):
             connection._pyroTimeout = options.timeout  # each item may take as long as a call
             return RemoteStream(self, connection, result)
         self.give_back(connection)

@@ -68,10 +68,7 @@ class GuardedDaemon(Daemon):
         if answer_in is None:
             peer_log.warning(peer_of(conn), f"handshake in unknown serializer {serializer_id}")
             return False
-        if message.flags & protocol.FLAGS_CORR_ID:
-            current_context.correlation_id = uuid.UUID(bytes=message.corr_id)
-        else:
-            current_context.correlation_id = uuid.uuid4()
+        set_correlation_id(message)
         try:
             reason = refusal or self.limits.refuses_serializer(serializer_id)
             if reason:
@@ -135,3 +132,11 @@ def _bad_blob_info(message: Any) -> str | None:
     except ValueError as exc:
         return f"malformed blob annotation: {exc}"
     return None
+
+
+def set_correlation_id(message: Any) -> None:
+    """The call context's correlation id: the one a message carries, else a new one (as Pyro5 does)."""
+    if message.flags & protocol.FLAGS_CORR_ID:
+        current_context.correlation_id = uuid.UUID(bytes=message.corr_id)
+    else:
+        current_context.correlation_id = uuid.uuid4()

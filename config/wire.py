@@ -317,3 +317,19 @@ def too_large(exc: BaseException) -> bool:
     Pyro5's own check of what this process sends (a plain ProtocolError, told apart only by its text)."""
     return isinstance(exc, Pyro5.errors.MessageTooLargeError) or (
         isinstance(exc, Pyro5.errors.ProtocolError) and str(exc).startswith("message too large"))
+
+
+# -- what a call's answer holds ------------------------------------------------------------------------
+
+def batch_failure(value: Any) -> BaseException | None:
+    """The exception a batch's result list ends with when a call in it failed (Pyro5 wraps it), else None."""
+    import Pyro5.core
+
+    return value.exception if isinstance(value, Pyro5.core._ExceptionWrapper) else None
+
+
+def is_stream(result: Any) -> bool:
+    """True if a call's result is Pyro5's iterator over a streamed answer (items come as they are made)."""
+    import Pyro5.client
+
+    return isinstance(result, Pyro5.client._StreamResultIterator)

@@ -19,7 +19,6 @@ import logging
 import marshal
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -37,7 +36,7 @@ from Pyro5.server import (
 
 from lonja.config import import_pyro
 from lonja.config.auth import TokenTable
-from lonja.config.daemon import GuardedDaemon
+from lonja.config.daemon import GuardedDaemon, set_correlation_id
 from lonja.config.limits import Limits
 from lonja.config.wire import TRACEBACK, install_encoder, is_lonja_handshake, server_handshake
 
@@ -102,7 +101,7 @@ class HostDaemon(GuardedDaemon):
                          interface=HostDaemonObject, **kwargs)
         self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")
         self._loop = EventLoopThread()
-        self._counts = {"calls": 0, "oneway_done": 0, "oneway_failed": 0}
+        self._counts = {"calls": 0, "oneway_submitted": 0, "oneway_done": 0, "oneway_failed": 0}
         self._counts_lock = threading.Lock()
         self._durations: dict[Any, float] = {}  # recent seconds per method, for the adaptive server
 
@@ -110,7 +109,7 @@ class HostDaemon(GuardedDaemon):
         with self._counts_lock:
             counts = dict(self._counts)
         counts["threads"] = threading.active_count()
-        counts["oneway_pending"] = self._oneway._work_queue.qsize()
+        counts["oneway_pending"] = counts["oneway_submitted"] - counts["oneway_done"] - counts["oneway_failed"]
         return counts
 
     def close(self) -> None:
@@ -168,7 +167,7 @@ class HostDaemon(GuardedDaemon):
         flags, seq, serializer_id = msg.flags, msg.seq, msg.serializer_id
         is_callback = False
         try:
-            _set_correlation_id(msg)
+            set_correlation_id(msg)
             if msg.type == protocol.MSG_PING:
                 self._send(conn, protocol.MSG_PING, 0, seq, serializer_id, b"pong")
                 return
@@ -185,6 +184,7 @@ class HostDaemon(GuardedDaemon):
             else:
                 method = _get_attribute(obj, method_name)
                 if flags & protocol.FLAGS_ONEWAY:
+                    self._count("oneway_submitted")
                     self._oneway.submit(self._run_oneway, method, vargs, kwargs, current_context.to_global(),
                                         current_context.client_sock_addr)
                     return
@@ -273,10 +273,3 @@ class HostDaemon(GuardedDaemon):
         annotations = current_context.response_annotations
         annotations.update(self.annotations())
         return annotations
-
-
-def _set_correlation_id(msg: Any) -> None:
-    if msg.flags & protocol.FLAGS_CORR_ID:
-        current_context.correlation_id = uuid.UUID(bytes=msg.corr_id)
-    else:
-        current_context.correlation_id = uuid.uuid4()
