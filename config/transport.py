@@ -98,6 +98,8 @@ class GuardedServer(SocketServer_Multiplex):
         """Prepare the loop; called once, before it runs. `answer_handshake(conn, message, refusal)`
         answers a complete connect message (the daemon's part of the handshake)."""
         self.limits = limits
+        # One address's handshakes may hold at most half of all connections, whatever the settings say.
+        self.pending_per_peer = max(1, min(limits.max_pending_per_peer, limits.max_connections // 2))
         self._answer_handshake = answer_handshake
         self.max_threads = max(1, max_threads)
         self._tls = self.sock.context if isinstance(self.sock, ssl.SSLSocket) else None
@@ -213,7 +215,7 @@ class GuardedServer(SocketServer_Multiplex):
             else:
                 drop = False
                 handshaking = self._handshaking.setdefault(peer, {})
-                evicted = next(iter(handshaking)) if len(handshaking) >= self.limits.max_pending_per_peer else None
+                evicted = next(iter(handshaking)) if len(handshaking) >= self.pending_per_peer else None
                 pending = Pending(sock, peer, time.monotonic() + self.limits.handshake_timeout, refusal,
                                   tls_done=self._tls is None)
                 handshaking[pending] = None
@@ -226,8 +228,8 @@ class GuardedServer(SocketServer_Multiplex):
             _close(sock)
             return
         if evicted is not None:
-            self._end_pending(evicted, f"evicted: more than {self.limits.max_pending_per_peer} connections from "
-                                       f"this address were in their handshake (limits.max_pending_per_peer)")
+            self._end_pending(evicted, f"evicted: more than {self.pending_per_peer} connections from this "
+                                       f"address were in their handshake (limits.max_pending_per_peer)")
         if refusal:
             peer_log.warning(peer, f"refusing a connection: {refusal}")
         self.selector.register(sock, selectors.EVENT_READ, pending)
