@@ -1,4 +1,4 @@
-"""The client subcommands of `lonja`: ls, show, call, watch and ping.
+"""The client subcommands of `lonja`: show, call and ping here; ls, watch, register, remove, meta in `browse`.
 
 Each is one short-lived process, so each connects once, asks what it needs, and starts no thread: the
 proxies are made with `follow_changes=False`. `register` only builds the parser; the client machinery
@@ -11,9 +11,9 @@ import argparse
 import ast
 import json
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
+from . import browse
 from .errors import RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -22,13 +22,7 @@ if TYPE_CHECKING:
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's subcommands to the `lonja` parser."""
-    ls = commands.add_parser("ls", parents=[common], help="list the names in the name server",
-                             description="List registered names, their instances (status, last seen, URI) "
-                                         "and metadata.")
-    ls.add_argument("prefix", nargs="?", help="only names starting with this")
-    ls.add_argument("--json", action="store_true", help="print JSON")
-    ls.set_defaults(run=run_ls)
-
+    browse.register(commands, common)
     show = commands.add_parser("show", parents=[common], help="show a service's methods and attributes",
                                description="Show methods with signatures and first doc line, attributes, "
                                            "oneway flags.")
@@ -46,82 +40,11 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                       help="seconds the call may take (default: client.timeout, 30; 0 = no limit)")
     call.set_defaults(run=run_call)
 
-    watch = commands.add_parser("watch", parents=[common], help="print name server changes as they happen",
-                                description="Print added, removed and status-changed names live until Ctrl-C.")
-    watch.add_argument("prefix", nargs="?", help="only names starting with this")
-    watch.set_defaults(run=run_watch)
-
     ping = commands.add_parser("ping", parents=[common], help="check the name server or a service",
                                description="Check that the name server (or the named service) answers, "
                                            "with the round-trip time.")
     ping.add_argument("name", nargs="?", help="a registered name (default: the name server itself)")
     ping.set_defaults(run=run_ping)
-
-
-def run_ls(args: argparse.Namespace, settings: Settings) -> int:
-    from .naming import NameServerClient
-
-    with NameServerClient(settings.ns_address, timeout=settings["client.connect_timeout"],
-                          settings=settings) as ns:
-        if ns.is_lonja():
-            entries = ns.entries(args.prefix)
-        else:
-            entries = {name: {"uri": uri, "metadata": sorted(meta), "instances": []}
-                       for name, (uri, meta) in ns.list(args.prefix).items()}
-    if args.json:
-        _print_json(entries)
-        return 0
-    if not entries:
-        print(f"no names{' starting with ' + repr(args.prefix) if args.prefix else ''}")
-        return 0
-    width = max(len(name) for name in entries)
-    now = time.time()
-    for name, entry in entries.items():
-        tags = " ".join(tag for tag in entry["metadata"] if not tag.startswith("class:"))
-        instances = entry["instances"] or [{"uri": entry["uri"], "status": "unknown", "last_seen": 0}]
-        for index, instance in enumerate(instances):
-            label = name if index == 0 else ""
-            seen = _ago(now - instance["last_seen"]) if instance.get("last_seen") else "never"
-            line = f"{label:<{width}}  {instance['status']:<11}  {seen:>9}  {instance['uri']}"
-            print((line + ("  " + tags if index == 0 and tags else "")).rstrip())
-    return 0
-
-
-def run_watch(args: argparse.Namespace, settings: Settings) -> int:
-    import threading
-
-    from lonja.config import stop_on_signals
-
-    from .naming import NameServerClient
-
-    timeout = settings["client.connect_timeout"]
-    with NameServerClient(settings.ns_address, timeout=timeout + 10, settings=settings) as ns:
-        if not ns.is_lonja():
-            raise UsageError(f"the name server at {ns.address} is plain Pyro5's: it has no change log to watch")
-        since = ns.changes(-1, 0)["seq"]
-        print(f"watching {ns.address}{' for ' + repr(args.prefix) if args.prefix else ''} (Ctrl-C to stop)",
-              flush=True)
-        stop = threading.Event()
-        with stop_on_signals(stop.set):
-            while not stop.is_set():
-                answer = ns.changes(since, 1.0, args.prefix or "")
-                if answer.get("reset"):
-                    print("(missed some changes: run `lonja ls` for the current state)", flush=True)
-                since = answer["seq"]
-                for event in answer["events"]:
-                    when = time.strftime("%H:%M:%S", time.localtime(event["time"]))
-                    detail = event["status"] if event["kind"] != "removed" else ""
-                    print(f"{when}  {event['kind']:<7}  {event['name']}  {event['uri']}  {detail}".rstrip(),
-                          flush=True)
-    return 0
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(0.0, seconds):.0f}s ago"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m ago"
-    return f"{seconds / 3600:.0f}h ago"
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 SUSPECT_AFTER = 1.0
 
@@ -34,20 +33,21 @@ class InstanceHealth:
         self._numbers = itertools.count()
         self._turn = itertools.count()
 
-    @contextmanager
-    def calling(self, uri: str) -> Iterator[None]:
-        """Count a call to `uri` as in flight for the duration of the `with` block."""
+    def started(self, uri: str) -> int:
+        """Count a call to `uri` as in flight until `ended(uri, call)`; returns the call's number."""
         number = next(self._numbers)
         with self._lock:
             self._in_flight.setdefault(uri, {})[number] = time.monotonic()
-        try:
-            yield
-        finally:
-            with self._lock:
-                calls = self._in_flight.get(uri, {})
-                calls.pop(number, None)
+        return number
+
+    def ended(self, uri: str, call: int) -> None:
+        """The call numbered `call` to `uri` is over, however it ended."""
+        with self._lock:
+            calls = self._in_flight.get(uri)
+            if calls is not None:
+                calls.pop(call, None)
                 if not calls:
-                    self._in_flight.pop(uri, None)
+                    del self._in_flight[uri]
 
     def answered(self, uri: str) -> None:
         """`uri` just answered something: it is alive, whatever it said."""

@@ -83,9 +83,14 @@ class NameServerClient:
         """Pyro5's plain registration: one URI, no lease (the name server probes it instead)."""
         self._call("register", name, str(uri), safe=safe, metadata=set(metadata))
 
-    def remove(self, name: str | None = None, prefix: str | None = None) -> int:
-        """Remove one name, or every name starting with `prefix`; returns how many went."""
-        return self._call("remove", name, prefix)
+    def remove(self, name: str | None = None, prefix: str | None = None, regex: str | None = None) -> int:
+        """Remove one name, or every name starting with `prefix`, or every name `regex` matches (`re.match`);
+        returns how many went."""
+        return self._call("remove", name, prefix, regex)
+
+    def set_metadata(self, name: str, metadata: frozenset[str] | set[str]) -> None:
+        """Replace the tags of `name`."""
+        self._call("set_metadata", name, sorted(metadata))
 
     def count(self) -> int:
         return self._call("count")

@@ -34,12 +34,23 @@ from typing import Any
 
 import Pyro5.errors
 from Pyro5 import protocol
+from Pyro5.callcontext import current_context
 from Pyro5.client import Proxy
 from Pyro5.core import DAEMON_NAME, URI
 
 from lonja.config import Settings, current_settings, ensure_applied, import_pyro
 from lonja.config.auth import client_token
-from lonja.config.wire import TRACEBACK, Refusal, client_handshake, is_stream, object_gone, refusal_of, too_large
+from lonja.config.connection import BufferedConnection
+from lonja.config.wire import (
+    TRACEBACK,
+    Refusal,
+    client_handshake,
+    is_stream,
+    object_gone,
+    refusal_of,
+    slow_methods,
+    too_large,
+)
 
 from .batching import Batch
 from .dispatch import Dispatcher
@@ -64,6 +75,9 @@ from .stream import RemoteStream
 import_pyro()  # lonja's serializer variants
 
 _KEEP: Any = object()  # an option left out of `.options(...)`: None there means "no limit"
+IDLE_CHECK = 0.25
+"""Seconds a pooled connection may sit unused and still be taken without asking the system whether the
+peer closed it meanwhile (a host that stops or restarts closes its connections)."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +109,12 @@ class _NotSent(Exception):
 
 
 class _Connection(Proxy):
-    """One Pyro5 connection that introduces itself as a lonja client and keeps the host's answer."""
+    """One Pyro5 connection that introduces itself as a lonja client, keeps the host's answer, and reads
+    and times out through a `BufferedConnection` (a call is one send and one receive)."""
 
     def _pyroValidateHandshake(self, response: Any) -> None:
         object.__setattr__(self, "_lonja_hello", response if isinstance(response, dict) else {})
+        self._pyroConnection = BufferedConnection.adopt(self._pyroConnection)
 
 
 class ServiceClient:
@@ -121,6 +137,7 @@ class ServiceClient:
         self._ns_address = ns or settings.ns_address
         self._serializer = serializer or settings["client.serializer"]
         self._token = client_token(settings)
+        self._quick: dict[str, bool] = {}  # per method: did its host say it is quick (see wire.SLOW)?
         self.options = CallOptions(
             timeout=no_limit_as_none(settings["client.timeout"] if timeout is None else timeout),
             retries=settings["client.retries"] if retries is None else retries,
@@ -167,6 +184,10 @@ class ServiceClient:
     def is_idempotent(self, method: str) -> bool:
         return self._meta is not None and method in self._meta.idempotent
 
+    def is_quick(self, method: str) -> bool:
+        """True once the service's host has answered a call of `method` without marking it slow."""
+        return self._quick.get(method, False)
+
     def instances(self) -> list[str]:
         """The URIs of every serving instance behind the name (or the one URI connected to)."""
         return list(self._resolver.instances(self.target) if self._resolver else [self.target])
@@ -187,6 +208,7 @@ class ServiceClient:
 
     def give_back(self, connection: Proxy) -> None:
         """Return a connection whose call ended cleanly to its instance's pool (or close it)."""
+        object.__setattr__(connection, "_lonja_used", time.monotonic())
         with self._lock:
             pool = None if self._closed else self._idle.setdefault(connection._lonja_uri, [])
             if pool is not None and len(pool) < self._pool_size and connection._pyroConnection is not None:
@@ -253,20 +275,29 @@ class ServiceClient:
 
     def _call_once(self, method: str, args: Sequence[Any], kwargs: dict, options: CallOptions, flags: int,
                    deadline: float | None) -> Any:
-        with _not_sent_yet():
+        try:
             uri = self._pick()
+        except (LonjaError, Pyro5.errors.CommunicationError) as exc:
+            raise _NotSent() from exc
         self._uri = uri
-        with self._health.calling(uri):
-            with _not_sent_yet():
+        call = self._health.started(uri)
+        try:
+            try:
                 connection = self._acquire(uri, _connect_timeout(options, deadline))
+            except (LonjaError, Pyro5.errors.CommunicationError) as exc:
+                raise _NotSent() from exc
             return self._invoke(connection, uri, method, args, kwargs, options, flags, deadline)
+        finally:
+            self._health.ended(uri, call)
 
     def _invoke(self, connection: Proxy, uri: str, method: str, args: Sequence[Any], kwargs: dict,
                 options: CallOptions, flags: int, deadline: float | None, object_id: str | None = None) -> Any:
         """Send one request on `connection` (to the service, or to `object_id` on its host) and turn
         whatever comes back into a result or a lonja error."""
         left = _seconds_left(deadline)
-        connection._pyroTimeout = None if left is None else max(left, 0.001)
+        timeout = None if left is None else max(left, 0.001)
+        if not _close_enough(connection._pyroTimeout, timeout):  # a system call: only when it changes
+            connection._pyroTimeout = timeout
         try:
             result = connection._pyroInvoke(method, args, kwargs, flags=flags, objectId=object_id)
         except Pyro5.errors.SerializeError as exc:
@@ -308,11 +339,21 @@ class ServiceClient:
             self.give_back(connection)
             raise remote_error_from(exc) from None
         self._health.answered(uri)
+        self._note_speed(method, args, flags)
         if is_stream(result):
             connection._pyroTimeout = options.timeout  # each item may take as long as a call
             return RemoteStream(self, connection, result)
         self.give_back(connection)
         return result
+
+    def _note_speed(self, method: str, args: Sequence[Any], flags: int) -> None:
+        """Remember which methods the reply just received says are slow (see `wire.SLOW`)."""
+        slow = slow_methods(current_context.response_annotations, method)
+        if flags & protocol.FLAGS_BATCH:
+            for name in {call[0] for call in args}:
+                self._quick[name] = slow is None or name not in slow
+        else:
+            self._quick[method] = slow is None
 
     # -- instances and connections ------------------------------------------------------------------
 
@@ -324,7 +365,7 @@ class ServiceClient:
     def _pick(self) -> str:
         """The instance for the next call: of those that haven't failed in the last moments, the one
         `health` prefers (the least busy, skipping any that went silent)."""
-        uris = self.instances()
+        uris = [self.target] if self._resolver is None else self._resolver.instances(self.target)
         if len(uris) == 1 and not self._bad:
             return uris[0]
         now = time.monotonic()
@@ -381,7 +422,7 @@ class ServiceClient:
             if connection is None:
                 break
             connection._pyroClaimOwnership()
-            if _still_open(connection):
+            if time.monotonic() - connection._lonja_used < IDLE_CHECK or _still_open(connection):
                 return connection
             release(connection)
         connection = _Connection(uri)
@@ -527,7 +568,8 @@ class RemoteMethod:
         if self._client.known_metadata is None:  # the first contact blocks: not on the event loop's thread
             await asyncio.get_running_loop().run_in_executor(shared_executor(self._client.workers),
                                                              self._client.metadata)
-        return await asyncio.wrap_future(self.future(*args, **kwargs))
+        flags = protocol.FLAGS_ONEWAY if self._name in self._client.metadata().oneway else 0
+        return await self._client.dispatcher().submit_async(self._name, args, kwargs, self._options, flags)
 
     def options(self, *, timeout: float | None = _KEEP, retries: int | None = None) -> RemoteMethod:
         """The same method with other call options: `p.m.options(timeout=2, retries=3)(...)`.
@@ -664,6 +706,13 @@ def _connect_timeout(options: CallOptions, deadline: float | None) -> float:
     """Seconds to reach an instance: the connect timeout, or less if the call's time is nearly up."""
     left = _seconds_left(deadline)
     return options.connect_timeout if left is None else max(0.001, min(options.connect_timeout, left))
+
+
+def _close_enough(current: float | None, wanted: float | None) -> bool:
+    """True if a connection's timeout `current` may stand for `wanted` (within 10 ms or 1 %)."""
+    if current is None or wanted is None:
+        return current is wanted
+    return abs(current - wanted) <= 0.01 + 0.01 * wanted
 
 
 def _timed_out(exc: BaseException) -> bool:

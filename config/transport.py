@@ -23,7 +23,8 @@ Pyro5 offers two transports, each good at one thing, and neither protects itself
   connections (N)" answer to its connect message, so other peers get through while it sits at its cap;
 - **deadlines**: a peer that stops in the middle of a message is dropped after `limits.receive_timeout`,
   a connection without requests after `limits.idle_timeout`.
-A connection is out of the selector while one of its requests runs, so its requests are served in order.
+Only the leader watches the selector, so a connection stays in it while the leader runs its request; it
+leaves only when the loop is handed over mid-request. Either way its requests are served in order.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from Pyro5 import config, errors, protocol, serializers, socketutil
+from Pyro5 import config, errors, protocol, serializers
 from Pyro5.svr_multiplex import SocketServer_Multiplex
 
+from .connection import BufferedConnection
 from .limits import Limits, PeerLog, peer_of
 from .wire import receive
 
@@ -70,10 +72,22 @@ class Pending:
 
 @dataclass(eq=False)
 class Established:
-    """A connection past its handshake, and when it last sent a request."""
+    """A connection past its handshake, and when it last sent a request; `handed_over` while a request
+    of it runs on a thread that is no longer the leader (it is out of the selector then)."""
 
     peer: str
     last_active: float
+    handed_over: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Busy:
+    """The request the leader is running: its thread, connection and start."""
+
+    thread: int
+    conn: Any
+    state: Established
+    since: float
 
 
 class _Received:
@@ -114,8 +128,7 @@ class GuardedServer(SocketServer_Multiplex):
         self._owner: int | None = None  # the thread that called loop(): it returns only at shutdown
         self._threads = 0
         self._idle = 0
-        self._busy_since: float | None = None
-        self._busy_thread: int | None = None
+        self._busy: Busy | None = None   # the request the leader runs now
         self._active = threading.Event()
         self._loop_condition: Callable[[], bool] = lambda: True
 
@@ -175,6 +188,8 @@ class GuardedServer(SocketServer_Multiplex):
                 self._idle -= 1
             if not self._running():
                 return False
+            if self._busy is not None:  # taking over from a leader still in a request: not its socket
+                self._take_out(self._busy)
             self._leader, self._leader_wanted = me, False
             return True
 
@@ -317,8 +332,8 @@ class GuardedServer(SocketServer_Multiplex):
         self._unregister(pending.sock)
         sock = pending.sock
         sock.setblocking(True)
-        sock.settimeout(self.limits.receive_timeout)
-        conn = socketutil.SocketConnection(sock)
+        conn = BufferedConnection(sock)
+        conn.settimeout(self.limits.receive_timeout)
         with self._cond:
             refusal = pending.refusal or self._peer_refusal(pending.peer)
         if refusal and not pending.refusal:
@@ -366,28 +381,54 @@ class GuardedServer(SocketServer_Multiplex):
     # -- requests -------------------------------------------------------------------------------------
 
     def _serve_request(self, conn: Any, state: Established, me: int) -> None:
-        if not self._unregister(conn):
-            return  # another thread took this connection's request first
+        """Run the requests `conn` has sent, on this (the leader's) thread.
+
+        The connection stays in the selector, which only the leader watches: a quick call costs no selector
+        change. Only when the loop is handed to another thread is it taken out (`_take_out`), and put back
+        here once its request is done.
+        """
+        try:
+            if self.selector.get_key(conn).data is not state:
+                return
+        except (KeyError, ValueError):
+            return  # closed or taken out since the selector saw it
+        busy = Busy(me, conn, state, time.monotonic())
         with self._cond:
-            self._busy_since, self._busy_thread = time.monotonic(), me
+            if self._leader != me:
+                return  # demoted meanwhile: the new leader sees this socket itself
+            self._busy = busy
         if not self._active.is_set():
             self._active.set()
+        active = False
         try:
             active = self.handleRequest(conn)
-            while active and getattr(conn.sock, "pending", None) and conn.sock.pending():
-                active = self.handleRequest(conn)  # TLS: a request already decrypted is invisible to select
+            while active and conn.pending():  # read along with the last request, or decrypted already
+                active = self.handleRequest(conn)
         finally:
             with self._cond:
-                if self._busy_thread == me:
-                    self._busy_since = self._busy_thread = None
+                if self._busy is busy:
+                    self._busy = None
+                handed_over, state.handed_over = state.handed_over, False
         state.last_active = time.monotonic()
         if active and not self.shutting_down:
+            if not handed_over:
+                return
             try:
                 self.selector.register(conn, selectors.EVENT_READ, state)
                 return
             except (KeyError, ValueError, OSError):
                 pass
+        elif not handed_over:
+            self._unregister(conn)
         self._close_established(conn, state)
+
+    def _take_out(self, busy: Busy) -> None:
+        """The leader is handing the loop over mid-request: its connection leaves the selector until the
+        request is done (called under the lock)."""
+        if self._busy is busy:
+            self._busy = None
+        if self._unregister(busy.conn):
+            busy.state.handed_over = True
 
     def handleRequest(self, conn: Any) -> bool:
         """Handle one request on `conn`; False when the connection is done (gone, too slow, or garbled)."""
@@ -459,22 +500,28 @@ class GuardedServer(SocketServer_Multiplex):
         """Called by the daemon before a call known to be slow: if this thread leads, let another lead now."""
         me = threading.get_ident()
         with self._cond:
-            if self._leader == me and self._busy_thread == me:
-                self._busy_thread = None
+            busy = self._busy
+            if self._leader == me and busy is not None and busy.thread == me:
+                self._take_out(busy)
                 self._promote(me)
 
     def _watch(self) -> None:
-        """Promote a new leader when the current one has been stuck in one request too long."""
+        """Promote a new leader when the current one has been stuck in one request too long.
+
+        It sleeps while the server is idle; a request wakes it only if it is asleep, so a busy server
+        wakes it once per `promote_after`, not once per request.
+        """
         while not self.shutting_down:
-            self._active.wait(1.0)  # idle servers cost no wake-ups: sleep until a request starts
+            self._active.wait(1.0)
             self._active.clear()
             time.sleep(self.promote_after)
+            busy = self._busy
+            if busy is None or time.monotonic() - busy.since < self.promote_after:
+                continue
             with self._cond:
-                since, busy = self._busy_since, self._busy_thread
-                if since is None or busy != self._leader or time.monotonic() - since < self.promote_after:
-                    continue
-                self._busy_thread = None
-                self._promote(busy)
+                if self._busy is busy and busy.thread == self._leader:
+                    self._take_out(busy)
+                    self._promote(busy.thread)
 
     def _promote(self, busy: int | None) -> None:
         """Give the socket loop to an idle follower or a new thread (called under the lock)."""

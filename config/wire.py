@@ -24,6 +24,12 @@ A lonja client turns what arrives into a `RemoteError` (`remote_error_from`); on
 builtin becomes a class that is both RemoteError and that builtin, so `except ValueError` works as it
 would for a local call.
 
+**How long a method takes.** A lonja host runs each call and keeps a running average of its seconds per
+method; a reply to a call of a method that averages over `SLOW_CALL` carries the annotation `SLOW` (for a
+batch: the slow methods' names, comma-separated). Clients merge queued calls of quick methods into batch
+requests and never those of slow ones, whose calls must overlap: the server's clock decides, not the
+client's, which a busy machine would skew. Plain Pyro5 clients ignore the annotation.
+
 **A connection's refusal.** Pyro5 hands a client a server's refusal only as text, "connection to
 HOST:PORT rejected: REASON"; `refusal_of` is the one place that reads it (and `object_gone` and
 `too_large` read the two other answers Pyro5 gives only as text).
@@ -41,6 +47,7 @@ from typing import Any
 
 import Pyro5.errors
 from Pyro5 import errors, protocol
+from Pyro5.client import _StreamResultIterator
 from Pyro5.serializers import SerializerBase
 
 from .errors import REMOTE_ERROR, LonjaError
@@ -55,6 +62,12 @@ log = logging.getLogger("lonja.wire")
 
 
 HANDSHAKE_VERSION = 1
+
+SLOW = "SLOW"
+"""A reply's annotation: the method called (or, in a batch, the methods named) averages over SLOW_CALL."""
+SLOW_CALL = 0.0005
+"""Seconds a method's calls average on its host above which they count as slow: the host runs them off
+its socket loop, and clients do not batch them."""
 
 
 def client_handshake(token: str = "", object_id: str | None = None) -> dict[str, Any]:
@@ -328,8 +341,16 @@ def batch_failure(value: Any) -> BaseException | None:
     return value.exception if isinstance(value, Pyro5.core._ExceptionWrapper) else None
 
 
+def slow_methods(annotations: dict[str, Any], method: str) -> set[str] | None:
+    """The methods a reply says are slow (see SLOW); None if the reply does not say (quick, or an older
+    or plain Pyro5 host)."""
+    value = annotations.get(SLOW)
+    if value is None:
+        return None
+    names = bytes(value).decode("utf-8", "replace")
+    return set(names.split(",")) if names else {method}
+
+
 def is_stream(result: Any) -> bool:
     """True if a call's result is Pyro5's iterator over a streamed answer (items come as they are made)."""
-    import Pyro5.client
-
-    return isinstance(result, Pyro5.client._StreamResultIterator)
+    return isinstance(result, _StreamResultIterator)

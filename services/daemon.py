@@ -36,16 +36,14 @@ from Pyro5.server import (
 
 from lonja.config import import_pyro
 from lonja.config.auth import TokenTable
+from lonja.config.connection import peer_address
 from lonja.config.daemon import GuardedDaemon, set_correlation_id
 from lonja.config.limits import Limits
-from lonja.config.wire import TRACEBACK, install_encoder, is_lonja_handshake, server_handshake
+from lonja.config.wire import SLOW, SLOW_CALL, TRACEBACK, install_encoder, is_lonja_handshake, server_handshake
 
 from .describe import call_hints, describe
 
 log = logging.getLogger("lonja.services")
-
-SLOW_CALL = 0.0005
-"""Seconds above which a method's recent calls count as slow: the adaptive server runs them off its loop."""
 
 import_pyro()
 install_encoder()
@@ -211,10 +209,7 @@ class HostDaemon(GuardedDaemon):
         else:
             obj_id, method_name, vargs, kwargs = serializers.serializers_by_id[msg.serializer_id].loadsCall(msg.data)
         current_context.client = conn
-        try:
-            current_context.client_sock_addr = conn.sock.getpeername()
-        except OSError:
-            current_context.client_sock_addr = None
+        current_context.client_sock_addr = peer_address(conn)
         current_context.seq = msg.seq
         current_context.annotations = msg.annotations
         current_context.msg_flags = msg.flags
@@ -229,24 +224,36 @@ class HostDaemon(GuardedDaemon):
 
     def _run_call(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         try:
-            return self._invoke(method, vargs, kwargs)
+            result = self._invoke(method, vargs, kwargs)
         except Exception as exc:
             self.methodcall_error_handler(self, current_context.client_sock_addr, method, vargs, kwargs, exc)
             raise
+        if self._is_slow(method):
+            current_context.response_annotations[SLOW] = b""
+        return result
+
+    def _is_slow(self, method: Any) -> bool:
+        """True if `method`'s calls average over SLOW_CALL on this host."""
+        return self._durations.get(getattr(method, "__func__", method), 0.0) > SLOW_CALL
 
     def _run_batch(self, obj: Any, calls: Sequence[Any]) -> list[Any]:
         """Run a batch's calls in order; the first failure ends it, its exception the last result."""
         results: list[Any] = []
+        slow: set[str] = set()
         for method_name, call_vargs, call_kwargs in calls:
             method = _get_attribute(obj, method_name)
             try:
                 results.append(self._invoke(method, call_vargs, call_kwargs or {}))
+                if self._is_slow(method):
+                    slow.add(method_name)
             except Exception as exc:
                 self.methodcall_error_handler(self, current_context.client_sock_addr, method,
                                               call_vargs, call_kwargs, exc)
                 setattr(exc, TRACEBACK, errors.format_traceback(detailed=config.DETAILED_TRACEBACK))
                 results.append(core._ExceptionWrapper(exc).__serialized_dict__())  # marshal-safe
                 break
+        if slow:
+            current_context.response_annotations[SLOW] = ",".join(sorted(slow)).encode()
         return results
 
     def _reply(self, conn: Any, seq: int, serializer_id: int, data: Any, batched: bool) -> None:

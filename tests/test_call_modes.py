@@ -29,6 +29,31 @@ def test_futures_overlap_in_time(ns, echo):
         assert time.monotonic() - started < 10 * 0.5 / 2, "ten 0.5 s calls ran one after another"
 
 
+def test_many_futures_of_a_quick_method_travel_in_batches_and_aio_too(ns, echo):
+    """The host says which methods are slow; quick ones share batch requests, whatever the client's clock."""
+    with connect("echo", ns=ns) as proxy:
+        proxy.echo(0)  # the first reply tells the client that echo is quick
+        calls_before = host_stats(proxy)["calls"]
+        futures = [proxy.echo.future(i) for i in range(1000)]
+        assert [f.result(timeout=60) for f in futures] == list(range(1000))
+
+        async def gather() -> list:
+            return await asyncio.gather(*(proxy.echo.aio(i) for i in range(1000)))
+
+        assert asyncio.run(gather()) == list(range(1000))
+        requests = host_stats(proxy)["calls"] - calls_before
+        assert requests < 2000 // 4, f"2,000 quick calls took {requests} requests: they were not batched"
+
+
+def test_slow_methods_are_never_batched_so_their_calls_overlap(ns, echo):
+    with connect("echo", ns=ns) as proxy:
+        proxy.slow(0.01)  # now the host knows slow is slow, and says so in its reply
+        calls_before = host_stats(proxy)["calls"]
+        futures = [proxy.slow.future(0.01, value=i) for i in range(40)]
+        assert [f.result(timeout=60) for f in futures] == list(range(40))
+        assert host_stats(proxy)["calls"] - calls_before == 40, "slow calls went out in batches"
+
+
 def test_future_api_wait_as_completed_and_errors(ns, echo):
     with connect("echo", ns=ns) as proxy:
         done_callbacks = []

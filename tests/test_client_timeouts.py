@@ -59,8 +59,10 @@ def _never_answers(uri: str) -> None:
 
 def test_calls_go_to_the_instance_with_fewest_calls_in_flight():
     health = InstanceHealth()
-    with health.calling("a"), health.calling("a"), health.calling("b"):
-        assert {health.choose(["a", "b", "c"], _never_answers) for _ in range(6)} == {"c"}
+    calls = [("a", health.started("a")), ("a", health.started("a")), ("b", health.started("b"))]
+    assert {health.choose(["a", "b", "c"], _never_answers) for _ in range(6)} == {"c"}
+    for uri, call in calls:
+        health.ended(uri, call)
     assert {health.choose(["a", "b", "c"], _never_answers) for _ in range(6)} == {"a", "b", "c"}
 
 
@@ -82,11 +84,11 @@ def test_an_instance_that_timed_out_is_skipped_until_a_ping_answers():
 
 def test_a_silent_call_makes_its_instance_suspect_until_it_answers():
     health = InstanceHealth(suspect_after=0.05)
-    with health.calling("a"):
-        assert wait_until(lambda: health.suspect("a"))
-        assert {health.choose(["a", "b"], _never_answers) for _ in range(6)} == {"b"}
-        health.answered("a")
-        assert not health.suspect("a")
+    health.started("a")
+    assert wait_until(lambda: health.suspect("a"))
+    assert {health.choose(["a", "b"], _never_answers) for _ in range(6)} == {"b"}
+    health.answered("a")
+    assert not health.suspect("a")
 
 
 def test_when_every_instance_is_suspect_calls_still_go_to_them():

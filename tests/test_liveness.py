@@ -123,7 +123,7 @@ def test_watch_command_prints_changes(fast):
     _, ns = fast.nameserver()
     watcher = fast.start("watch", "--ns", ns, ready="watching")
     server = fast.start("serve", "echo", "--ns", ns)
-    assert "added    echo  PYRO:echo@127.0.0.1:" in watcher.wait_for("added")
+    assert "added    echo  127.0.0.1:" in watcher.wait_for("added")
     server.stop(signal.SIGTERM)
     watcher.wait_for("removed  echo")
     assert watcher.stop(signal.SIGINT) == 0
@@ -182,7 +182,7 @@ def test_ls_groups_instances(fast):
     _, ns = fast.nameserver()
     fast.start("serve", "echo", "--ns", ns)
     fast.start("serve", "echo", "--ns", ns)
-    lines = [line for line in fast.run("ls", "--ns", ns).stdout.splitlines() if "PYRO:echo@" in line]
+    lines = [line for line in fast.run("ls", "echo", "--ns", ns).stdout.splitlines() if "127.0.0.1:" in line]
     assert len(lines) == 2
     assert lines[0].startswith("echo ") and lines[1].startswith(" ")
     assert all("serving" in line and "ago" in line for line in lines)

@@ -1,0 +1,173 @@
+"""The socket connection both ends of a lonja link use: a message in one system call, timeouts set once.
+
+Pyro5's `SocketConnection` reads a message in three `recv` calls (header, then annotations and body, then
+what is left) and, once a socket has a timeout, Python adds a `poll` before every `recv` and `send`;
+setting the timeout again on every call adds an `ioctl`. `BufferedConnection` is a drop-in subclass that:
+- reads whatever the socket has (up to `READ_SIZE` bytes) into a buffer and serves `recv(size)` from it,
+  so a small message costs one `recv`, and messages that arrive together are read together
+  (`pending()` says when the buffer still holds bytes the selector cannot see);
+- keeps plain sockets blocking and enforces timeouts in the kernel (`SO_RCVTIMEO`/`SO_SNDTIMEO`),
+  set only when the timeout changes, so a call is one `send` and one `recv`. TLS sockets keep
+  Python's timeouts (the TLS layer needs them).
+The bytes on the wire are Pyro5's, unchanged: plain Pyro5 peers see no difference.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+import struct
+from typing import Any
+
+from Pyro5 import errors, socketutil
+
+READ_SIZE = 64 * 1024
+"""Bytes asked of the socket at once: a small message and whatever follows it arrive in one `recv`."""
+
+_TIMED_OUT = (errno.EAGAIN, errno.EWOULDBLOCK)
+
+
+class BufferedConnection(socketutil.SocketConnection):
+    """A Pyro5 socket connection that reads ahead into a buffer and keeps timeouts in the kernel."""
+
+    def __init__(self, sock: socket.socket, objectId: str | None = None, keep_open: bool = False) -> None:
+        super().__init__(sock, objectId, keep_open)
+        self._buffer = bytearray()
+        self._offset = 0
+        self._kernel_timeouts = not isinstance(sock, ssl.SSLSocket) and sock.family in (socket.AF_INET,
+                                                                                          socket.AF_INET6)
+        self._timeout: float | None = sock.gettimeout()
+        self._peer: Any = None
+        if self._kernel_timeouts:
+            timeout, self._timeout = self._timeout, None
+            sock.settimeout(None)  # blocking: the kernel enforces the timeout, Python adds no poll
+            self.settimeout(timeout)
+
+    @classmethod
+    def adopt(cls, connection: socketutil.SocketConnection) -> BufferedConnection:
+        """The same socket, now buffered (for a connection Pyro5 made; its buffer must be empty)."""
+        adopted = cls(connection.sock, connection.objectId, connection.keep_open)
+        adopted.pyroInstances = connection.pyroInstances
+        connection.keep_open = True  # the old wrapper must not close the socket when it is collected
+        return adopted
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def recv(self, size: int) -> bytes:
+        """Exactly `size` bytes: from the buffer, topped up from the socket as needed."""
+        available = len(self._buffer) - self._offset
+        if available >= size:
+            start = self._offset
+            self._offset += size
+            with memoryview(self._buffer) as view:
+                chunk = bytes(view[start:self._offset])
+            if self._offset == len(self._buffer):
+                self._buffer.clear()
+                self._offset = 0
+            return chunk
+        if self._offset:
+            del self._buffer[:self._offset]
+            self._offset = 0
+        missing = size - available
+        if missing > READ_SIZE:  # a large message: read the rest straight into its own buffer
+            data = bytearray(self._buffer)
+            self._buffer.clear()
+            data.extend(self._read_exactly(missing))
+            return bytes(data)
+        while len(self._buffer) < size:
+            self._buffer += self._read_some()
+        with memoryview(self._buffer) as view:
+            chunk = bytes(view[:size])
+        if len(self._buffer) == size:
+            self._buffer.clear()
+        else:
+            self._offset = size
+        return chunk
+
+    def pending(self) -> int:
+        """Bytes already read (or decrypted) that a selector cannot see: handle them before waiting."""
+        buffered = len(self._buffer) - self._offset
+        if buffered:
+            return buffered
+        ssl_pending = getattr(self.sock, "pending", None)
+        return ssl_pending() if ssl_pending is not None else 0
+
+    def _read_some(self) -> bytes:
+        try:
+            chunk = self.sock.recv(READ_SIZE)
+        except OSError as exc:
+            raise _failure(exc, "receiving") from None
+        if not chunk:
+            raise errors.ConnectionClosedError("receiving: not enough data")
+        return chunk
+
+    def _read_exactly(self, size: int) -> bytearray:
+        data = bytearray(size)
+        view = memoryview(data)
+        got = 0
+        while got < size:
+            try:
+                count = self.sock.recv_into(view[got:], size - got)
+            except OSError as exc:
+                raise _failure(exc, "receiving") from None
+            if not count:
+                raise errors.ConnectionClosedError("receiving: not enough data")
+            got += count
+        return data
+
+    # -- writing --------------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise _failure(exc, "sending") from None
+
+    # -- timeouts and the peer ------------------------------------------------------------------------
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Seconds a receive or send may wait (None: no limit); a system call only when it changes."""
+        if timeout == self._timeout:
+            return
+        self._timeout = timeout
+        if not self._kernel_timeouts:
+            self.sock.settimeout(timeout)
+            return
+        seconds = 0.0 if timeout is None else max(timeout, 0.000001)
+        value = struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    timeout = property(gettimeout, settimeout)
+
+    @property
+    def peer_address(self) -> Any:
+        """The peer's socket address, asked of the system once (None if it is gone already)."""
+        if self._peer is None:
+            try:
+                self._peer = self.sock.getpeername()
+            except OSError:
+                return None
+        return self._peer
+
+
+def _failure(exc: OSError, doing: str) -> errors.CommunicationError:
+    """Pyro5's error for a failed socket operation: a timeout (Python's, or the kernel's EAGAIN on a
+    blocking socket with SO_RCVTIMEO/SO_SNDTIMEO), or a lost connection."""
+    if isinstance(exc, TimeoutError) or exc.errno in _TIMED_OUT:
+        return errors.TimeoutError(f"{doing}: timeout")
+    return errors.ConnectionClosedError(f"{doing}: connection lost: {exc}")
+
+
+def peer_address(connection: Any) -> Any:
+    """The socket address of `connection`'s peer (any Pyro5 connection), or None if it is gone."""
+    if isinstance(connection, BufferedConnection):
+        return connection.peer_address
+    try:
+        return connection.sock.getpeername()
+    except OSError:
+        return None
