@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -50,8 +49,9 @@ Address = tuple[str, int]
 
 def known_settings() -> set[str]:
     """Every "section.key" lonja knows today (read now: others may be adding keys)."""
-    defaults = tomllib.loads((ROOT / "config" / "defaults.toml").read_text())
-    return {f"{section}.{key}" for section, table in defaults.items() for key in table}
+    from lonja.config.defaults import DEFAULTS
+
+    return {f"{section}.{key}" for section, table in DEFAULTS.items() for key in table}
 
 
 def settings_env(**values: Any) -> dict[str, str]:

@@ -16,7 +16,6 @@ The proxy machinery is imported on first use of one of its names, so that import
 this package (the `lonja` command's parser imports `lonja.clients.cli`) does not load it.
 """
 
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 from typing import Any
 
 from lonja.config.lazy import lazy_attribute, lazy_dir
@@ -35,7 +34,9 @@ from .errors import (
     UsageError,
 )
 
-_LAZY = {"Batch": ".batching", "NameServerClient": ".naming", "RemoteStream": ".stream",
+_LAZY = {**dict.fromkeys(("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "as_completed", "wait"),
+                         "concurrent.futures"),
+         "Batch": ".batching", "NameServerClient": ".naming", "RemoteStream": ".stream",
          **dict.fromkeys(("RemoteMethod", "ServiceProxy", "batch", "close", "connect", "describe", "instances",
                           "ping", "uri"), ".proxy")}
 

@@ -13,10 +13,8 @@ waits on an asyncio future of its own loop, and a batch's results reach each loo
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +26,9 @@ from .errors import MessageTooLarge, OutcomeUnknown, remote_error_from
 from .executor import shared_executor
 
 if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import Future
+
     from .proxy import CallOptions, ServiceClient
 
 MAX_BATCH = 64
@@ -69,6 +70,8 @@ class Dispatcher:
 
     def submit(self, method: str, args: tuple, kwargs: dict, options: CallOptions, flags: int) -> Future:
         """Queue a call; its concurrent.futures.Future."""
+        from concurrent.futures import Future  # loaded by the programs that use futures only
+
         future: Future = Future()
         self._enqueue(_Call(future, method, args, kwargs, options, flags))
         return future
@@ -76,6 +79,8 @@ class Dispatcher:
     def submit_async(self, method: str, args: tuple, kwargs: dict, options: CallOptions,
                      flags: int) -> asyncio.Future:
         """Queue a call from a coroutine; a future of the running loop."""
+        import asyncio  # loaded by the programs that await calls only
+
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._enqueue(_Call(future, method, args, kwargs, options, flags, loop))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
@@ -15,5 +18,8 @@ def shared_executor(workers: int) -> ThreadPoolExecutor:
     global _executor
     with _lock:
         if _executor is None:
+            from concurrent.futures import ThreadPoolExecutor  # loaded by the programs that use futures only
+
+
             _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lonja-call")
         return _executor

@@ -129,7 +129,26 @@ class NameServerClient:
 
     def instances(self, name: str) -> builtins.list[str]:
         """URIs of the serving instances of `name`."""
-        return list(self._call("lonja_instances", name))
+        found = self._answered_in_handshake(name)
+        return found if found is not None else list(self._call("lonja_instances", name))
+
+    def resolve(self, name: str) -> builtins.list[str]:
+        """URIs of the instances of `name` on any name server: all serving ones on lonja's, the one
+        registered URI on plain Pyro5's. A first lookup rides on the connection's handshake."""
+        found = self._answered_in_handshake(name)
+        if found is not None:
+            return found
+        return self.instances(name) if self.is_lonja() else [self.lookup(name)[0]]
+
+    def _answered_in_handshake(self, name: str) -> builtins.list[str] | None:
+        """Connect, if not connected yet, with `name` in the hello: the instances a lonja name server
+        answered with (None if already connected, or if it did not answer with any)."""
+        with self._lock:
+            if self._proxy is not None:
+                return None
+            hello = self._connected(resolve=name)._lonja_hello
+        found = hello.get("instances") if hello else None
+        return [str(uri) for uri in found] if isinstance(found, list) and found else None
 
     def changes(self, since: int, timeout: float = 5.0, prefix: str = "") -> dict[str, Any]:
         """Changes after number `since` (waits up to `timeout` s); use a NameServerClient of its own."""
@@ -172,18 +191,18 @@ class NameServerClient:
                     self._drop()
                     raise self._unreachable(exc) from None
 
-    def _connected(self) -> Proxy:
+    def _connected(self, resolve: str | None = None) -> Proxy:
         if self._proxy is None:
             if self._settings is not None:
                 ensure_applied(self._settings)
             proxy = _NameServerProxy(self.uri)
             proxy._pyroTimeout = self.timeout
-            proxy._pyroHandshake = client_handshake(self.token)
+            proxy._pyroHandshake = client_handshake(self.token, resolve=resolve)
             try:
                 proxy._pyroBind()
             except Pyro5.errors.CommunicationError as exc:
                 raise self._unreachable(exc) from None
-            self._lonja = bool(getattr(proxy, "_lonja_hello", None))
+            self._lonja = bool(proxy._lonja_hello)
             self._proxy = proxy
         self._proxy._pyroClaimOwnership()
         return self._proxy
@@ -220,10 +239,13 @@ class NameServerClient:
 
 
 class _NameServerProxy(Proxy):
-    """A proxy that remembers whether the name server answered our hello like a lonja name server."""
+    """A proxy that keeps a lonja name server's answer to its hello (None from a plain Pyro5 one)."""
+
+    _lonja_hello: dict[str, Any] | None = None
 
     def _pyroValidateHandshake(self, response: Any) -> None:
-        object.__setattr__(self, "_lonja_hello", isinstance(response, dict) and response.get("lonja"))
+        hello = response if isinstance(response, dict) and response.get("lonja") else None
+        object.__setattr__(self, "_lonja_hello", hello)
 
 
 _TLS_SIGNS = ("SSL", "_ssl", "TLS", "certificate", "CERTIFICATE")

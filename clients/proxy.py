@@ -27,10 +27,9 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import Pyro5.errors
 from Pyro5 import protocol
@@ -71,6 +70,9 @@ from .health import shared_health
 from .naming import tls_failure, tls_message
 from .resolver import Resolver
 from .stream import RemoteStream
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 import_pyro()  # lonja's serializer variants
 

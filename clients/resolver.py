@@ -1,8 +1,9 @@
 """Name resolution shared by every proxy in the process, kept fresh by following the name server's changes.
 
 One `Resolver` per name server address (and token) holds a connection to it and the serving instances of
-each name asked for so far. A process that keeps calling also wants a background thread that follows the
-change log (`lonja_changes`): when an instance is added, removed or changes status, the cached entry for its
+each name asked for so far. A process that keeps calling (that asks for a name again, a second after the first
+lookup or after a failed call) also starts a background thread that follows the change log
+(`lonja_changes`): when an instance is added, removed or changes status, the cached entry for its
 name is marked stale and asked for again, so no call goes to an address the name server already knows is
 dead (while the name server is away, the stale entry is used: services keep serving without it). A second
 proxy for a name costs no round trip. A one-shot command (`lonja call`) asks once and starts no thread;
@@ -25,6 +26,9 @@ from .naming import NameServerClient
 log = logging.getLogger("lonja.clients")
 
 PLAIN_NS_TTL = 2.0
+UNWATCHED_TTL = 1.0
+"""Seconds a lookup is trusted before the watcher runs: a program that is still calling after that asks
+again and starts the watcher, and a short one never pays for it."""
 WATCH_POLL = 5.0
 
 
@@ -78,8 +82,8 @@ class Resolver:
         with self._lock:
             generation, in_step = self._generation, self._in_step
         try:
+            uris = self.ns.resolve(name)
             lonja = self.ns.is_lonja()
-            uris = self.ns.instances(name) if lonja else [self.ns.lookup(name)[0]]
         except NameServerUnreachable:
             if cached is not None:  # services keep serving while the name server is away
                 return cached[0]
@@ -89,10 +93,12 @@ class Resolver:
                 valid_until = time.monotonic() + PLAIN_NS_TTL
             elif in_step and generation == self._generation:
                 valid_until = 0.0  # good until the watcher reports a change
+            elif generation == self._generation and not self._watching():
+                valid_until = time.monotonic() + UNWATCHED_TTL  # no watcher yet: trusted for a moment
             else:
                 valid_until = -1.0  # a change may have raced this lookup: ask again next time
             self._cache[name] = (uris, valid_until)
-        if lonja and self._follow:
+        if lonja and self._follow and cached is not None:  # asked again: this program keeps calling
             self._start_watching()
         return uris
 

@@ -23,7 +23,7 @@ MARSHAL_ID = 2
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on connections and messages; see `[limits]` in defaults.toml for what each means."""
+    """Bounds on connections and messages; see `limits` in `defaults.DEFAULTS` for what each means."""
 
     max_connections: int = 256
     max_connections_per_peer: int = 0

@@ -1,7 +1,7 @@
 """Layered settings: built-in defaults, a user file, the environment, then command-line flags.
 
 Each value remembers the layer it came from, so `lonja config show` and every error can say where a
-value was set. Keys and their types are those of `defaults.toml`; anything else is an error.
+value was set. Keys and their types are those of `defaults.DEFAULTS`; anything else is an error.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ import functools
 import os
 import re
 import threading
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .defaults import DEFAULTS
 from .errors import ConfigError
 
-DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 ENV_PREFIX = "LONJA_"
 ENV_CONFIG = "LONJA_CONFIG"
 ENV_NS = "LONJA_NS"
@@ -228,10 +227,8 @@ def current_settings() -> Settings:
 
 @functools.lru_cache(maxsize=1)
 def _defaults() -> dict[str, Value]:
-    """The built-in layer, parsed once per process."""
-    with open(DEFAULTS_FILE, "rb") as f:
-        defaults = tomllib.load(f)
-    return {f"{section}.{key}": Value(value, "default") for section, table in defaults.items()
+    """The built-in layer (`defaults.DEFAULTS`)."""
+    return {f"{section}.{key}": Value(value, "default") for section, table in DEFAULTS.items()
             for key, value in table.items()}
 
 
@@ -267,6 +264,10 @@ def _user_file(config_file: Any, environ: Mapping[str, str], cwd: Path) -> Path 
 
 def _apply_file(values: dict[str, Value], path: Path) -> None:
     text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        return
+    import tomllib  # programs without a settings file never load the TOML parser
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -70,12 +70,22 @@ SLOW_CALL = 0.0005
 its socket loop, and clients do not batch them."""
 
 
-def client_handshake(token: str = "", object_id: str | None = None) -> dict[str, Any]:
-    """The handshake data a lonja client sends: lonja's marker, its token, and the object it wants."""
+def client_handshake(token: str = "", object_id: str | None = None, resolve: str | None = None) -> dict[str, Any]:
+    """The handshake data a lonja client sends: lonja's marker, its token, and the object it wants; to a
+    name server, the name it is about to look up (`resolve`): the answer brings its instances, so a
+    program's first lookup costs no request of its own."""
     data: dict[str, Any] = {"lonja": HANDSHAKE_VERSION, "token": token}
     if object_id is not None:
         data["object"] = object_id
+    if resolve is not None:
+        data["resolve"] = resolve
     return data
+
+
+def name_to_resolve(data: Any) -> str | None:
+    """The name a lonja client's handshake asks a name server to look up, if any."""
+    name = data.get("resolve") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def is_lonja_handshake(data: Any) -> bool:

@@ -22,6 +22,7 @@ from lonja.config import Settings, stop_on_signals
 from lonja.config.auth import TokenTable
 from lonja.config.daemon import GuardedDaemon
 from lonja.config.limits import Limits
+from lonja.config.wire import name_to_resolve
 
 from .errors import NameServerError
 from .names import LonjaNameServer
@@ -89,6 +90,17 @@ class NameServerDaemon(GuardedDaemon):
             self.close()
             raise
         threading.Thread(target=self._sweep_loop, name="lonja-ns-sweeper", daemon=True).start()
+
+    def handshake_reply(self, conn: Any, data: Any) -> Any:
+        """A lonja client that names what it will look up gets the instances with the answer."""
+        reply = super().handshake_reply(conn, data)
+        name = name_to_resolve(data)
+        if name is not None and isinstance(reply, dict):
+            try:
+                reply["instances"] = self.nameserver.lonja_instances(name)
+            except (Pyro5.errors.NamingError, TypeError, ValueError):
+                pass  # the client asks again in a request, which raises the error it reports
+        return reply
 
     def _sweep_loop(self) -> None:
         while not self._sweeping.wait(self.policy.sweep_interval):

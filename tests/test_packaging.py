@@ -42,7 +42,7 @@ def test_wheel_has_one_import_name(wheel):
     dist_info = f"lonja-{lonja.__version__}.dist-info/"
     assert {name.split("/")[0] for name in names} == {"lonja", dist_info.rstrip("/")}
     assert all(name.startswith("lonja/") for name in names if name.endswith(".py"))
-    for required in ("lonja/config/defaults.toml", "lonja/py.typed", "lonja/cli.py", "lonja/clients/__init__.py",
+    for required in ("lonja/config/defaults.py", "lonja/py.typed", "lonja/cli.py", "lonja/clients/__init__.py",
                      "lonja/services/builtin/echo.py", "lonja/nameserver/__init__.py", dist_info + "licenses/LICENSE"):
         assert required in names, required
     if dist_info + "top_level.txt" in names:
