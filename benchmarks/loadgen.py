@@ -1,12 +1,12 @@
 """Client processes for the multi-client rows: N processes call `echo` in a loop for the same time window.
 
-    python -m benchmarks.loadgen lonja|plain NAME_OR_URI NS PROCESSES SECONDS
+    python -m benchmarks.loadgen SYSTEM ENDPOINTS_JSON PROCESSES SECONDS
 
-This process imports Pyro5 and lonja's client once and then forks PROCESSES children (none of them pays
-for the imports, and no threads exist yet when they fork). Each child makes its own proxy and connection
-(lonja: `connect(NAME, ns=NS)`; plain: `Pyro5.api.Proxy(URI)`), warms up, and reports ready; when all are
-ready, every child is given the same start time and counts the calls it completes in SECONDS. Prints one
-JSON line: {"calls": total, "seconds": SECONDS, "processes": N, "per_process": [...], "pids": [...]}.
+This process imports the system's client library once and then forks PROCESSES children (none of them pays
+for the imports, and no threads exist yet when they fork). Each child connects by name on its own
+(`benchmarks.callers`), warms up, and reports ready; when all are ready, every child is given the same
+start time and counts the calls it completes in SECONDS. Prints one JSON line:
+{"calls": total, "seconds": SECONDS, "processes": N, "per_process": [...], "pids": [...]}.
 On SIGTERM, or if anything fails, the children are killed by pid.
 """
 
@@ -21,26 +21,21 @@ import sys
 import time
 import traceback
 
+from .callers import Caller, Endpoints, caller
+
 WARMUP_CALLS = 20
 READY_TIMEOUT = 60.0
 PAYLOAD = "hello world"
 
 
-def make_proxy(kind: str, target: str, ns: str):
-    if kind == "plain":
-        import Pyro5.api
-        return Pyro5.api.Proxy(target)
-    from lonja.clients import connect
-    return connect(target, ns=ns)
-
-
-def child(kind: str, target: str, ns: str, seconds: float, report: int, go: int) -> None:
+def child(the_caller: Caller, ep: Endpoints, seconds: float, report: int, go: int) -> None:
     """In a forked child: connect, warm up, say ready, wait for the start time, count calls; never returns."""
     code = 0
     try:
-        proxy = make_proxy(kind, target, ns)
+        proxy = the_caller.by_name(ep)
+        echo = the_caller.method(proxy, "echo")
         for _ in range(WARMUP_CALLS):
-            proxy.echo(PAYLOAD)
+            echo(PAYLOAD)
         os.write(report, b"R")
         readable, _, _ = select.select([go], [], [], READY_TIMEOUT)
         data = os.read(go, 8) if readable else b""
@@ -51,7 +46,6 @@ def child(kind: str, target: str, ns: str, seconds: float, report: int, go: int)
             pass
         end = start + seconds
         count = 0
-        echo = proxy.echo
         while time.monotonic() < end:
             echo(PAYLOAD)
             count += 1
@@ -65,11 +59,10 @@ def child(kind: str, target: str, ns: str, seconds: float, report: int, go: int)
 
 
 def main(argv: list[str]) -> int:
-    kind, target, ns, processes, seconds = argv[0], argv[1], argv[2], int(argv[3]), float(argv[4])
-    if kind == "plain":
-        import Pyro5.api  # noqa: F401  (imported once, before forking)
-    else:
-        import lonja.clients  # noqa: F401
+    the_caller = caller(argv[0])
+    ep = Endpoints(**json.loads(argv[1]))
+    processes, seconds = int(argv[2]), float(argv[3])
+    the_caller.load()  # imported once, before forking
     pids: list[int] = []       # children not yet reaped
     all_pids: list[int] = []   # every child, for the report
 
@@ -86,7 +79,7 @@ def main(argv: list[str]) -> int:
             if pid == 0:
                 for fd in [report_r, go_w, *reports, *gos]:  # only our own ends stay open
                     os.close(fd)
-                child(kind, target, ns, seconds, report_w, go_r)
+                child(the_caller, ep, seconds, report_w, go_r)
             os.close(report_w)
             os.close(go_r)
             pids.append(pid)

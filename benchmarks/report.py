@@ -1,41 +1,29 @@
-"""What a run produces: machine information, the targets judged, the markdown table, the JSON file."""
+"""What a run produces: the rows summarised over the rounds, lonja's ratios, issue 9's goals judged, the
+markdown table and the JSON file; and machine information.
+
+A row (one per catalog row and mode) holds, per system, the median, min and max of its per-round values
+with the 1-minute load averages they were measured at; the ratios lonja ÷ each peer (of the medians); and,
+on the unpinned line, the goal and PASS/FAIL.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import statistics
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# (id, what is promised, row id, which value of the row, comparison, bar)
-TARGETS = [
-    ("latency.serpent", "lonja plain call ≤ 1.10× plain Pyro5 latency, same serializer (serpent)",
-     "latency.median.serpent", "ratio", "<=", 1.10),
-    ("latency.msgpack", "lonja plain call ≤ 1.10× plain Pyro5 latency, same serializer (msgpack)",
-     "latency.median.msgpack", "ratio", "<=", 1.10),
-    ("latency.defaults", "lonja default ≤ 0.70× plain Pyro5 default latency",
-     "latency.median.defaults", "ratio", "<=", 0.70),
-    ("payload.100KB", "lonja default ≥ 10× plain Pyro5 default MB/s on 100 KB",
-     "payload.100KB", "ratio", ">=", 10.0),
-    ("oneway", "lonja oneway completions/s ≥ 2× its plain calls/s",
-     "oneway.completion_per_sync", "lonja", ">=", 2.0),
-    ("futures.echo", "futures of echo ≥ 2× one by one", "futures.echo.futures", "ratio", ">=", 2.0),
-    ("aio.echo", "aio calls of echo ≥ 2× one by one", "futures.echo.aio", "ratio", ">=", 2.0),
-    ("futures.slow", "futures of slow(0.002) ≥ 2× one by one", "futures.slow.futures", "ratio", ">=", 2.0),
-    ("aio.slow", "aio calls of slow(0.002) ≥ 2× one by one", "futures.slow.aio", "ratio", ">=", 2.0),
-    ("clients.8", "8 client processes ≥ 1.5× one client's calls/s (lonja's default server type)",
-     "clients.{servertype}.scale8", "lonja", ">=", 1.5),
-    ("first_call", "first call via connect(name) ≤ 1.3× via a direct URI",
-     "first_call.name_vs_uri", "lonja", "<=", 1.3),
-]
+from .callers import LABELS, SYSTEMS
+from .catalog import BY_ID, PEERS, ROWS, Goal, Row
+from .measure import ratio, summary
+
+SHORT = {"pyro5": "Pyro5", "pyro5-msgpack": "msgpack", "rpyc": "RPyC"}
 
 
 def machine() -> dict[str, Any]:
-    import msgpack
-    import Pyro5
-    import serpent
-
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -44,26 +32,86 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    versions = {}
+    for package in ("lonja", "Pyro5", "serpent", "msgpack", "rpyc"):
+        try:
+            versions[package.lower()] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package.lower()] = "not installed"
     return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-            "python_implementation": platform.python_implementation(), "pyro5": Pyro5.__version__,
-            "serpent": serpent.__version__, "msgpack": ".".join(map(str, msgpack.version)),
-            "platform": platform.platform()}
+            "python_implementation": platform.python_implementation(), **versions, "platform": platform.platform()}
 
 
-def judge(rows: list[dict[str, Any]], servertype: str) -> list[dict[str, Any]]:
-    """Each target with the measured value and whether it passes (a missing value is a miss)."""
-    by_id = {r["id"]: r for r in rows}
-    verdicts = []
-    for key, label, row_id, value, op, bar in TARGETS:
-        row_id = row_id.format(servertype=servertype)
-        found = by_id.get(row_id)
-        measured = None
-        if found is not None:
-            measured = found["ratio"] if value == "ratio" else (found[value] or {}).get("median")
-        passed = measured is not None and (measured <= bar if op == "<=" else measured >= bar)
-        verdicts.append({"id": key, "target": label, "row": row_id, "value": value, "op": op, "bar": bar,
-                         "measured": measured, "pass": passed})
-    return verdicts
+def aggregate(samples: dict[str, Any], status: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per catalog row and mode: each system's summary, lonja's ratios, the goal judged (unpinned)."""
+    out = []
+    for row in ROWS:
+        for mode in row.modes:
+            per_system: dict[str, Any] = {}
+            loads: list[float] = []
+            for system in SYSTEMS:
+                if system not in row.systems:
+                    per_system[system] = {"status": "n/a"}
+                    continue
+                found = samples.get(row.id, {}).get(mode, {}).get(system, [])
+                if not found:
+                    why = status.get(system, "not run")
+                    per_system[system] = {"status": "no value" if why == "measured" else why}
+                    continue
+                values = [s["value"] for s in found]
+                row_loads = [s["load"] for s in found]
+                loads += row_loads
+                per_system[system] = {"status": "measured", **summary(values),
+                                      "load_median": statistics.median(row_loads), "load_max": max(row_loads),
+                                      "rounds": found}
+            lonja = per_system["lonja"].get("median")
+            ratios = {peer: ratio(lonja, per_system[peer].get("median")) for peer in PEERS}
+            entry: dict[str, Any] = {
+                "id": row.id, "title": row.title, "unit": row.unit, "kind": row.kind, "mode": mode,
+                "systems": per_system, "ratios": ratios,
+                "load": {"median": statistics.median(loads), "max": max(loads)} if loads else None,
+                "goal": row.goal.text if row.goal else "", "result": None, "measured": ""}
+            if row.goal and mode == "unpinned":
+                entry["result"], entry["measured"] = judge(row, row.goal, per_system)
+            out.append(entry)
+    return out
+
+
+def judge(row: Row, goal: Goal, per_system: dict[str, Any]) -> tuple[str, str]:
+    """("PASS" | "FAIL" | "n/a", what was compared) for one goal on one row's unpinned figures."""
+    lonja = per_system["lonja"]
+    if lonja.get("status") != "measured":
+        return "n/a", "no lonja value"
+    checks: list[tuple[bool, str]] = []
+    missing: list[str] = []
+    for peer, (op, bar) in goal.vs.items():
+        if per_system[peer].get("status") != "measured":
+            missing.append(SHORT[peer])
+            continue
+        value = lonja["median"] / per_system[peer]["median"]
+        checks.append((_holds(value, op, bar), f"÷{SHORT[peer]} {value:.2f}"))
+    if goal.own:
+        op, bar = goal.own
+        which = ("min" if op == ">=" else "max") if goal.every_round else "median"
+        value = lonja[which]
+        checks.append((_holds(value, op, bar), f"{'worst round' if goal.every_round else 'median'} {value:.2f}"))
+    if goal.keep is not None:
+        peers = [per_system[p]["median"] for p in PEERS if per_system[p].get("status") == "measured"]
+        if peers:
+            best = max(peers) if row.higher_is_better else min(peers)
+            value = lonja["median"] / best
+            op = ">=" if row.higher_is_better else "<="
+            bar = goal.keep if row.higher_is_better else 1 / goal.keep
+            checks.append((_holds(value, op, bar), f"÷best peer {value:.2f}"))
+    if not checks:
+        return "n/a", "no peer measured"
+    result = "PASS" if all(ok for ok, _ in checks) else "FAIL"
+    detail = ", ".join(text for _, text in checks) + (f" (no {', '.join(missing)})" if missing else "")
+    return result, detail
+
+
+def _holds(value: float, op: str, bar: float) -> bool:
+    return value <= bar if op == "<=" else value >= bar
 
 
 def number(value: float) -> str:
@@ -75,39 +123,63 @@ def number(value: float) -> str:
     return f"{value:.2f}"
 
 
-def cell(value: dict[str, float] | None) -> str:
-    if not value:
-        return ""
-    if value["reps"] == 1:
+def cell(value: dict[str, Any]) -> str:
+    status = value.get("status")
+    if status == "n/a":
+        return "—"
+    if status != "measured":
+        return str(status)
+    if value["n"] == 1:
         return number(value["median"])
     return f"{number(value['median'])} ({number(value['min'])}–{number(value['max'])})"
 
 
-def table(report: dict[str, Any]) -> str:
+def header(report: dict[str, Any]) -> list[str]:
     m = report["machine"]
-    lines = [f"## lonja vs plain Pyro5 {m['pyro5']}: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}"
-             + (" (QUICK run: tiny counts, not for conclusions)" if report["quick"] else ""), "",
-             f"lonja defaults: serializer {report['lonja_defaults']['serializer']}, server type "
-             f"{report['lonja_defaults']['servertype']} (single-client rows use that host). Cells: median of "
-             f"{report['counts']['reps']} repetition(s) (min–max).", "",
-             "| section | row | unit | lonja | plain Pyro5 | ratio | ratio is |",
-             "|---|---|---|---|---|---|---|"]
+    counts = report["counts"]
+    missing = [f"{LABELS[s]}: {why}" for s, why in report["systems"].items() if why != "measured"]
+    return [f"lonja {m['lonja']} against Pyro5 {m['pyro5']} (serpent {m['serpent']}, msgpack {m['msgpack']}) and "
+            f"RPyC {m['rpyc']}: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}; "
+            f"{report['seconds']:.0f} s" + (" — QUICK run: tiny counts, not for conclusions" if report["quick"]
+                                              else ""),
+            "",
+            f"{counts['rounds']} round(s); each round every system gets fresh servers and fresh client processes, "
+            f"in a rotated order ({'; '.join(' → '.join(o) for o in report['orders'])}). "
+            f"Single-client rows: {counts['calls']:,} small calls, {counts['oneway']:,} oneway calls, "
+            f"{counts['at_once']:,} calls at once per round and mode; unpinned = as users run them, pinned = "
+            "server on CPU 1, client on CPU 0. Cells: median over the rounds (min–max). Ratios: lonja ÷ peer. "
+            "Load: the 1-minute load average at each measurement (median/max). Goals are judged unpinned."
+            + (f" Missing: {'; '.join(missing)}." if missing else "")]
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [*header(report), "",
+             "| row | warm/cold | pinning | unit | " + " | ".join(LABELS[s] for s in SYSTEMS) + " | "
+             + " | ".join(f"lonja ÷ {SHORT[p]}" for p in PEERS) + " | load | goal | result |",
+             "|" + "---|" * (4 + len(SYSTEMS) + len(PEERS) + 3)]
     for r in report["rows"]:
-        shown = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        lines.append(f"| {r['section']} | {r['name']} | {r['unit']} | {cell(r['lonja'])} | {cell(r['plain'])} "
-                     f"| {shown} | {r['ratio_of']} |")
-    passed = sum(t["pass"] for t in report["targets"])
-    lines += ["", f"### Targets: {passed} of {len(report['targets'])} pass", "",
-              "| target | bar | measured | result |", "|---|---|---|---|"]
-    for t in report["targets"]:
-        measured = "missing" if t["measured"] is None else f"{t['measured']:.2f}"
-        lines.append(f"| {t['target']} | {t['op']} {t['bar']:.2f} | {measured} | {'pass' if t['pass'] else 'MISS'} |")
+        ratios = [("" if r["ratios"][p] is None else f"{r['ratios'][p]:.2f}") for p in PEERS]
+        load = f"{r['load']['median']:.2f}/{r['load']['max']:.2f}" if r["load"] else ""
+        result = f"**{r['result']}** ({r['measured']})" if r["result"] else ""
+        kind = "warm" if r["kind"] == "warm" else "cold" if r["kind"] == "cold" else "processes"
+        lines.append(f"| {r['title']} | {kind} | {r['mode']} | {r['unit']} | "
+                     + " | ".join(cell(r["systems"][s]) for s in SYSTEMS) + " | " + " | ".join(ratios)
+                     + f" | {load} | {r['goal'] if r['mode'] == 'unpinned' else ''} | {result} |")
+    judged = [r for r in report["rows"] if r["result"] in ("PASS", "FAIL")]
+    passed = sum(r["result"] == "PASS" for r in judged)
+    lines += ["", f"Goals: {passed} of {len(judged)} pass (unpinned)."]
     for e in report.get("errors", []):
-        lines.append(f"\n**{e['phase']} failed**: {e['error']}")
+        lines.append(f"- round {e['round'] + 1}, {e['system']}, {e['what']}: failed: {e['error'][:300]}")
     return "\n".join(lines)
+
+
+def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The judged goals: row id, goal, result, what was compared."""
+    return [{"row": r["id"], "goal": r["goal"], "result": r["result"], "measured": r["measured"]}
+            for r in report["rows"] if r["result"] is not None and BY_ID[r["id"]].goal]
 
 
 def write_json(report: dict[str, Any], path: str) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    target.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")

@@ -1,14 +1,16 @@
-"""The processes a benchmark run starts and stops: lonja's name server and hosts, and a plain Pyro5 server.
+"""Starting and stopping the processes a benchmark run needs, pinning them to CPUs, and a clean environment.
 
-Every server is a subprocess on a free 127.0.0.1 port (each picks its own: port 0, and we read the address
-it prints), started with a clean environment (no PYRO_*/LONJA_* variables of ours; lonja's data folder and
-an empty config file in a temporary folder), and stopped by pid (SIGTERM, SIGKILL after a grace period).
+Every process is started on 127.0.0.1 with a clean environment (no PYRO_*/LONJA_* variables of the caller;
+lonja's data folder and an empty config file in a temporary folder), and stopped by pid: SIGTERM, then
+SIGKILL after a grace period. A server prints its address when it is ready; `Processes.start` waits for
+that line and returns it.
 
 This module imports neither Pyro5 nor lonja: `clean_environment()` must run before they are imported.
 """
 
 from __future__ import annotations
 
+import compileall
 import os
 import shutil
 import signal
@@ -17,39 +19,30 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Every lonja server type gets its own host and its own rows in the client-process section.
-LONJA_SERVERTYPES = ["adaptive", "thread", "multiplex"]
-
 SERVER_CPU, CLIENT_CPU = 1, 0
 START_TIMEOUT = 30.0
 STOP_GRACE = 10.0
 
 
-def lonja_defaults() -> dict[str, str]:
-    """lonja's built-in default serializer and server type, read from its defaults file."""
-    try:
-        defaults = tomllib.loads((ROOT / "config" / "defaults.toml").read_text())
-        return {"serializer": defaults["client"]["serializer"], "servertype": defaults["service"]["servertype"]}
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return {"serializer": "msgpack", "servertype": LONJA_SERVERTYPES[0]}
-
-
 def clean_environment() -> Path:
-    """Strip PYRO_*/LONJA_* from this process's environment and point lonja at a fresh temporary folder.
+    """Strip PYRO_*/LONJA_* from this process's environment, point lonja at a fresh temporary folder, and
+    compile lonja's bytecode (as `pip install` does; a shell may have turned writing it off).
 
-    The benchmark's own clients run in this process (and its children inherit the result), so they must
-    see lonja's and Pyro5's defaults, not whatever the caller's shell or ./lonja.toml sets.
-    Returns the temporary folder; `remove_workdir()` deletes it.
+    The children inherit the result, so that they see lonja's and Pyro5's defaults, not whatever the
+    caller's shell or ./lonja.toml sets. Returns the temporary folder; `remove_workdir()` deletes it.
     """
     for name in [n for n in os.environ if n.startswith(("PYRO_", "LONJA_"))]:
         del os.environ[name]
+    # An installed package comes with its bytecode: so must lonja here, or cold rows time the compiler.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    for package in ("lonja", "config", "clients", "services", "nameserver", "benchmarks"):
+        compileall.compile_dir(ROOT / package, quiet=2)
     workdir = Path(tempfile.mkdtemp(prefix="lonja-bench-"))
     (workdir / "empty.toml").write_text("")
     os.environ["LONJA_DATA_DIR"] = str(workdir / "data")
@@ -64,7 +57,7 @@ def remove_workdir(workdir: Path) -> None:
 
 
 def child_env(lonja: bool = True, **extra: str) -> dict[str, str]:
-    """The environment of a child: this (cleaned) one; without any LONJA_* for a plain Pyro5 process."""
+    """The environment of a child: this (cleaned) one; without any LONJA_* for a process that is not lonja's."""
     env = {k: v for k, v in os.environ.items() if lonja or not k.startswith(("PYRO_", "LONJA_"))}
     env.update(extra)
     return env
@@ -73,9 +66,8 @@ def child_env(lonja: bool = True, **extra: str) -> dict[str, str]:
 def pin(pid: int, cpus: set[int] | None) -> None:
     """Run every thread of process `pid` on `cpus` (None: on every CPU). Threads made later inherit it.
 
-    On a VM, a round trip between two processes costs 2-3x more when they wake each other across vCPUs
-    than when the scheduler happens to put them on one: pinning the client and the servers to different
-    CPUs makes every single-client row pay the same, instead of whatever the scheduler chose.
+    Pinned, a client on CPU 0 and its server on CPU 1 always wake each other across CPUs, so every system
+    pays the same; unpinned (as users run them), the scheduler decides, and the figures move with it.
     """
     every = set(range(os.cpu_count() or 1))
     if len(every) < 2:
@@ -91,15 +83,32 @@ def pin(pid: int, cpus: set[int] | None) -> None:
             pass
 
 
+def stop_pids(processes: list[subprocess.Popen], grace: float = STOP_GRACE) -> None:
+    """SIGTERM each process, then SIGKILL any still running after `grace` seconds; reap them all."""
+    for process in processes:
+        if process.poll() is None:
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 @dataclass
-class Server:
-    """One started server process, with the tail of what it printed."""
+class Started:
+    """One started process, with the first lines and the tail of what it printed."""
 
     label: str
     process: subprocess.Popen
-    match: str = ""
-    head: list = field(default_factory=list)                       # the first lines, kept
-    lines: deque = field(default_factory=lambda: deque(maxlen=50))  # the latest lines
+    ready: str = ""
+    head: list[str] = field(default_factory=list)
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=50))
     matched: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -107,95 +116,79 @@ class Server:
         return self.process.pid
 
 
-class Servers:
-    """Starts what a run needs and remembers every pid, so that `stop()` leaves nothing behind."""
+class Processes:
+    """Starts server processes and remembers every pid, so that `stop()` leaves nothing behind.
+
+    `stop()` stops them in the reverse order of starting (a host before its name server).
+    """
 
     def __init__(self) -> None:
-        self.started: list[Server] = []
-        self.ns = ""                       # "127.0.0.1:PORT" of lonja's name server
-        self.lonja_uris: dict[str, str] = {}   # server type -> PYRO: URI of its echo host
-        self.plain_uri = ""                # PYRO: URI of the plain Pyro5 echo server
-        self.plain_name = "plain.echo"     # the plain server's name in lonja's name server
+        self.started: list[Started] = []
+        self.all_pids: list[int] = []
 
     @property
     def pids(self) -> list[int]:
-        return [server.pid for server in self.started]
+        return [p.pid for p in self.started]
 
-    @staticmethod
-    def lonja_name(servertype: str) -> str:
-        return f"echo.{servertype}"
-
-    def start_all(self, servertypes: list[str], progress=lambda text: None) -> None:
-        line = self._start("lonja ns", [sys.executable, "-m", "lonja", "ns", "--host", "127.0.0.1", "--port", "0",
-                                        "--storage", "memory"], "name server listening")
-        self.ns = line.split("PYRO:Pyro.NameServer@", 1)[1].split()[0]
-        progress(f"name server at {self.ns}")
-        for servertype in servertypes:
-            name = self.lonja_name(servertype)
-            self._start(f"lonja serve ({servertype})",
-                        [sys.executable, "-m", "lonja", "serve", "echo", "--name", name, "--host", "127.0.0.1",
-                         "--ns", self.ns], "press Ctrl-C to stop", env={"LONJA_SERVICE_SERVERTYPE": servertype})
-            server = self.started[-1]
-            self.lonja_uris[servertype] = next(line.split(" at ", 1)[1].strip() for line in server.head
-                                               if line.startswith(f"serving {name} at "))
-            progress(f"lonja {servertype} host at {self.lonja_uris[servertype]}")
-        line = self._start("plain Pyro5", [sys.executable, str(Path(__file__).with_name("plain_server.py")),
-                                           self.ns, self.plain_name], "plain server at", lonja=False)
-        self.plain_uri = line.split("plain server at", 1)[1].strip()
-        progress(f"plain Pyro5 server at {self.plain_uri}")
-
-    def pin(self, separate: bool) -> None:
-        """Servers on one CPU and this process on another (`separate`), or everything anywhere."""
-        for pid in self.pids:
-            pin(pid, {SERVER_CPU} if separate else None)
-        pin(os.getpid(), {CLIENT_CPU} if separate else None)
-
-    def _start(self, label: str, command: list[str], ready: str, env: dict[str, str] | None = None,
-               lonja: bool = True) -> str:
-        """Start `command`, collect its output in a thread, and wait for a line containing `ready`."""
-        process = subprocess.Popen(command, env=child_env(lonja, **(env or {})), cwd=ROOT, stdin=subprocess.DEVNULL,
+    def start(self, label: str, command: list[str], ready: str, lonja: bool = True) -> str:
+        """Start `command`, collect its output in a thread, wait for a line containing `ready`; return it."""
+        process = subprocess.Popen(command, env=child_env(lonja), cwd=ROOT, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    start_new_session=True)  # a Ctrl-C in the terminal reaches us, not them
-        server = Server(label, process, match=ready)
-        self.started.append(server)
-        threading.Thread(target=_drain, args=(server,), daemon=True, name=f"drain {label}").start()
+        started = Started(label, process, ready=ready)
+        self.started.append(started)
+        self.all_pids.append(process.pid)
+        threading.Thread(target=_drain, args=(started,), daemon=True, name=f"drain {label}").start()
         deadline = time.monotonic() + START_TIMEOUT
-        while not server.matched.wait(0.05):
+        while not started.matched.wait(0.02):
             if process.poll() is not None or time.monotonic() > deadline:
                 time.sleep(0.1)  # the last lines
                 why = f"exited with {process.returncode}" if process.poll() is not None else \
                     f"not ready within {START_TIMEOUT:.0f} s"
-                raise RuntimeError(f"{label} {why}; its output:\n" + "\n".join(server.lines))
-        return next(line for line in server.head if ready in line)
+                raise RuntimeError(f"{label} {why}; its output:\n" + "\n".join(started.lines))
+        return next(line for line in list(started.head) + list(started.lines) if ready in line)
+
+    def pin(self, cpus: set[int] | None) -> None:
+        for pid in self.pids:
+            pin(pid, cpus)
 
     def stop(self) -> None:
-        """Stop every server by pid: the hosts first (they unregister their names), the name server last.
-
-        SIGTERM, then SIGKILL to any that has not exited after a grace period.
-        """
-        for wave in (self.started[1:], self.started[:1]):
-            for server in wave:
-                if server.process.poll() is None:
-                    try:
-                        os.kill(server.pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
-            deadline = time.monotonic() + STOP_GRACE
-            for server in wave:
-                try:
-                    server.process.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    server.process.kill()
-                    server.process.wait(5)
+        for started in reversed(self.started):
+            stop_pids([started.process])
+        self.started.clear()
 
 
-def _drain(server: Server) -> None:
-    """Read a server's output to its end, so that a chatty server never blocks on a full pipe."""
-    assert server.process.stdout is not None
-    for line in server.process.stdout:
+def run_child(command: list[str], timeout: float, pids: list[int], lonja: bool = True) -> str:
+    """Run a client child process to its end and return its stdout; its pid goes into `pids`.
+
+    A child that fails raises RuntimeError with the end of its stderr; on a timeout or an interrupt it is
+    stopped by pid (SIGTERM, then SIGKILL).
+    """
+    process = subprocess.Popen(command, cwd=ROOT, env=child_env(lonja), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    pids.append(process.pid)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except BaseException:
+        stop_pids([process], grace=5)
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[1:4])} failed ({process.returncode}):\n{err[-3000:]}")
+    return out
+
+
+def python(*args: str) -> list[str]:
+    """A command line running this Python."""
+    return [sys.executable, *args]
+
+
+def _drain(started: Started) -> None:
+    """Read a process's output to its end, so that a chatty server never blocks on a full pipe."""
+    assert started.process.stdout is not None
+    for line in started.process.stdout:
         line = line.rstrip("\n")
-        server.lines.append(line)
-        if len(server.head) < 100:
-            server.head.append(line)
-        if server.match and server.match in line:
-            server.matched.set()
+        started.lines.append(line)
+        if len(started.head) < 100:
+            started.head.append(line)
+        if started.ready and started.ready in line:
+            started.matched.set()

@@ -1,4 +1,5 @@
-"""`python -m benchmarks --quick` produces every row and target and leaves no process behind.
+"""`python -m benchmarks --quick` produces every row for every system and mode, judges every goal, and leaves no
+process behind; a system that is not installed (RPyC is optional) is shown as such, not a crash.
 
 No timing claims here: only that every value is there and is a number.
 """
@@ -11,36 +12,12 @@ import os
 import subprocess
 import sys
 
-from benchmarks.report import TARGETS
-from benchmarks.servers import LONJA_SERVERTYPES
+from benchmarks import report
+from benchmarks.callers import SYSTEMS, installed
+from benchmarks.catalog import ROWS
 from harness import ROOT, clean_env
 
-ROW_KEYS = {"id", "section", "name", "unit", "lonja", "plain", "ratio", "ratio_of"}
-SUMMARY_KEYS = {"median", "min", "max", "reps"}
-
-
-def expected_rows() -> dict[str, set[str]]:
-    """Row id -> the sides it must have (lonja, plain) besides its ratio."""
-    both = {"lonja", "plain"}
-    rows: dict[str, set[str]] = {}
-    for key in ("serpent", "msgpack", "defaults"):
-        rows[f"latency.median.{key}"] = rows[f"latency.p99.{key}"] = both
-    rows["payload.100KB"] = rows["payload.10MB"] = both
-    for key in ("issue", "completion", "sync", "completion_per_sync"):
-        rows[f"oneway.{key}"] = both
-    for method in ("echo", "slow"):
-        rows[f"futures.{method}.one_by_one"] = both
-        rows[f"futures.{method}.futures"] = rows[f"futures.{method}.aio"] = {"lonja"}
-    for key in ("batch100", "one_by_one", "speedup"):
-        rows[f"batch.{key}"] = both
-    for servertype in LONJA_SERVERTYPES:
-        for n in (1, 8, 32):
-            rows[f"clients.{servertype}.{n}"] = both
-        rows[f"clients.{servertype}.scale8"] = rows[f"clients.{servertype}.scale32"] = both
-    for where in ("", "cold."):
-        for key in ("name", "uri", "name_vs_uri"):
-            rows[f"first_call.{where}{key}"] = both
-    return rows
+SUMMARY_KEYS = {"status", "median", "min", "max", "n", "load_median", "load_max", "rounds"}
 
 
 def is_number(value: object) -> bool:
@@ -50,46 +27,61 @@ def is_number(value: object) -> bool:
 def test_quick_benchmark_has_every_row_and_leaves_nothing_behind(tmp_path):
     out = tmp_path / "quick.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)], cwd=ROOT,
-                            env=clean_env(tmp_path), capture_output=True, text=True, timeout=240)
+                            env=clean_env(tmp_path), capture_output=True, text=True, timeout=85)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
-    assert report["errors"] == []
+    run = json.loads(out.read_text())
+    assert run["errors"] == []
+    assert run["quick"] is True and is_number(run["seconds"]) and run["counts"]["rounds"] == 1
+    assert run["systems"] == {s: "measured" if installed(s) else "not installed" for s in SYSTEMS}
 
-    rows = {r["id"]: r for r in report["rows"]}
-    assert len(rows) == len(report["rows"]), "row ids are unique"
-    expected = expected_rows()
-    assert set(rows) == set(expected)
-    for row_id, sides in expected.items():
-        r = rows[row_id]
-        assert set(r) >= ROW_KEYS, r
-        assert is_number(r["ratio"]) and r["ratio"] > 0 and r["ratio_of"], r
-        for side in ("lonja", "plain"):
-            if side in sides:
-                assert set(r[side]) == SUMMARY_KEYS, r
-                assert all(is_number(r[side][k]) for k in SUMMARY_KEYS), r
-                assert 0 < r[side]["min"] <= r[side]["median"] <= r[side]["max"], r
+    rows = {(r["id"], r["mode"]): r for r in run["rows"]}
+    assert len(rows) == len(run["rows"]), "one line per row and mode"
+    assert set(rows) == {(row.id, mode) for row in ROWS for mode in row.modes}
+    for row in ROWS:
+        for mode in row.modes:
+            r = rows[(row.id, mode)]
+            for system in SYSTEMS:
+                value = r["systems"][system]
+                if system not in row.systems:
+                    assert value == {"status": "n/a"}, r
+                elif not installed(system):
+                    assert value == {"status": "not installed"}, r
+                else:
+                    assert set(value) == SUMMARY_KEYS and value["status"] == "measured", (r["id"], mode, system)
+                    assert all(is_number(value[k]) for k in ("median", "min", "max", "load_median", "load_max"))
+                    assert 0 < value["min"] <= value["median"] <= value["max"], r
+            for peer, ratio in r["ratios"].items():
+                if peer in row.systems and installed(peer) and "lonja" in row.systems:
+                    assert is_number(ratio) and ratio > 0, (r["id"], peer)
+            assert r["load"] and is_number(r["load"]["median"]), r
+            if row.goal and mode == "unpinned":
+                assert r["result"] in ("PASS", "FAIL") and r["measured"], r
             else:
-                assert r[side] is None, r
+                assert r["result"] is None, r
+    assert {g["row"] for g in run["goals"]} == {row.id for row in ROWS if row.goal}
 
-    assert [t["id"] for t in report["targets"]] == [t[0] for t in TARGETS]
-    for t in report["targets"]:
-        assert is_number(t["measured"]) and isinstance(t["pass"], bool), t
-        assert t["row"] in rows, t
+    assert run["machine"]["cpus"] == os.cpu_count() and run["machine"]["pyro5"]
+    assert "| row | warm/cold | pinning | unit | plain Pyro5 (serpent) |" in result.stdout
+    assert result.stdout.count("\n| ") >= len(rows) + 1
 
-    machine = report["machine"]
-    assert machine["cpus"] == os.cpu_count()
-    assert machine["pyro5"] and machine["python"] and "cpu_model" in machine
-    assert report["quick"] is True and is_number(report["seconds"])
-
-    assert "| section | row | unit | lonja | plain Pyro5 | ratio | ratio is |" in result.stdout
-    assert "| target | bar | measured | result |" in result.stdout
-    assert result.stdout.count("\n| ") >= len(rows) + len(TARGETS)
-
-    # Every process the run started (servers, client processes and their forked children) is gone.
-    assert len(report["server_pids"]) == 2 + len(LONJA_SERVERTYPES)
-    assert report["client_pids"]
-    left = [pid for pid in report["server_pids"] + report["client_pids"] if _alive(pid)]
+    # Every process the run started (servers, client processes and what they forked or ran) is gone.
+    assert run["server_pids"] and run["client_pids"]
+    left = [pid for pid in run["server_pids"] + run["client_pids"] if _alive(pid)]
     assert not left, f"still running: {left}"
+
+
+def test_a_system_not_installed_is_shown_as_such(tmp_path):
+    status = {"pyro5": "measured", "pyro5-msgpack": "measured", "rpyc": "not installed", "lonja": "measured"}
+    samples = {"call.median": {"unpinned": {s: [{"round": 0, "value": 300.0, "load": 1.0}]
+                                            for s in ("pyro5", "pyro5-msgpack", "lonja")}}}
+    rows = report.aggregate(samples, status)
+    line = next(r for r in rows if r["id"] == "call.median" and r["mode"] == "unpinned")
+    assert line["systems"]["rpyc"] == {"status": "not installed"}
+    assert line["ratios"]["rpyc"] is None and line["ratios"]["pyro5"] == 1.0
+    assert line["result"] == "FAIL" and "no RPyC" in line["measured"]
+    run = {"machine": report.machine(), "quick": True, "seconds": 1.0, "counts": {"rounds": 1, "calls": 1,
+           "oneway": 1, "at_once": 1}, "systems": status, "orders": [["lonja"]], "rows": rows, "errors": []}
+    assert "| not installed |" in report.table(run)
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,152 @@
+"""System calls per call, client and server side, for lonja and plain Pyro5: `strace -f -c` on 2,000 echo calls.
+
+    python -m benchmarks.syscalls [--calls N] [--systems lonja,pyro5]
+
+For each system: fresh servers (`benchmarks.systems`), a client process that connects by name and warms up,
+then `strace -c -f -p PID` attaches to the client and to the echo server (every thread of each), the client
+makes N `echo("hello world")` calls, and the straces are stopped (SIGINT: they detach and print their
+counts). Prints, per system call, how many per echo call on each side. Idle threads' calls during the
+window (timeouts of a select loop, background pings) are counted too: they are part of what the process
+does while serving. Needs `strace` (`apt-get install strace`) and permission to ptrace one's own processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .callers import Endpoints, caller
+from .servers import Processes, child_env, clean_environment, python, remove_workdir, stop_pids
+
+ATTACH_TIMEOUT = 10.0
+WARMUP = 200
+
+
+def client(system: str, endpoints: str, calls: int) -> None:
+    """The client process: connect, warm up, say "ready", wait for "go", call, say "done", wait for "exit"."""
+    the_caller = caller(system)
+    proxy = the_caller.by_name(Endpoints(**json.loads(endpoints)))
+    echo = the_caller.method(proxy, "echo")
+    for _ in range(WARMUP):
+        echo("hello world")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _ in range(calls):
+        echo("hello world")
+    print("done", flush=True)
+    sys.stdin.readline()
+    the_caller.close(proxy)
+
+
+def parse(path: Path) -> dict[str, int]:
+    """{syscall: calls} from `strace -c` output."""
+    counts: dict[str, int] = {}
+    started = False
+    for line in path.read_text().splitlines():
+        if line.startswith("------"):
+            started = True
+            continue
+        tokens = line.split()
+        if not started or len(tokens) < 5 or tokens[-1] == "total":
+            continue
+        counts[tokens[-1]] = counts.get(tokens[-1], 0) + int(tokens[3])
+    return counts
+
+
+def trace(system: str, calls: int, folder: Path) -> dict[str, dict[str, int]]:
+    """{"client": {syscall: calls}, "server": {...}} during `calls` echo calls of `system`."""
+    processes = Processes()
+    tracers: list[subprocess.Popen] = []
+    the_client: subprocess.Popen | None = None
+    try:
+        from . import systems
+        ep = systems.start(system, processes)
+        the_client = subprocess.Popen(python("-m", "benchmarks.syscalls", "--client", system, json.dumps(asdict(ep)),
+                                             str(calls)), env=child_env(), stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True, start_new_session=True)
+        assert the_client.stdin is not None and the_client.stdout is not None
+        if the_client.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{system}: the client did not get ready")
+        sides = {"client": the_client.pid, "server": ep.server_pid}
+        for side, pid in sides.items():
+            tracers.append(subprocess.Popen(["strace", "-f", "-c", "-p", str(pid), "-o", str(folder / f"{side}.txt")],
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE, text=True, start_new_session=True))
+        for tracer in tracers:  # "Process N attached" for the first thread, on stderr
+            assert tracer.stderr is not None
+            line = tracer.stderr.readline()
+            if "attached" not in line:
+                raise RuntimeError(f"strace could not attach: {line.strip()} (is ptrace allowed?)")
+        time.sleep(0.5)  # every thread attached
+        the_client.stdin.write("go\n")
+        the_client.stdin.flush()
+        if the_client.stdout.readline().strip() != "done":
+            raise RuntimeError(f"{system}: the client failed while calling")
+        for tracer in tracers:
+            tracer.send_signal(signal.SIGINT)
+        for tracer in tracers:
+            tracer.wait(ATTACH_TIMEOUT)
+        the_client.stdin.write("exit\n")
+        the_client.stdin.flush()
+        the_client.wait(ATTACH_TIMEOUT)
+        return {side: parse(folder / f"{side}.txt") for side in sides}
+    finally:
+        stop_pids(tracers, grace=5)
+        if the_client is not None:
+            stop_pids([the_client], grace=5)
+        processes.stop()
+
+
+def table(system: str, counts: dict[str, dict[str, int]], calls: int) -> str:
+    names = sorted(set(counts["client"]) | set(counts["server"]),
+                   key=lambda n: -(counts["client"].get(n, 0) + counts["server"].get(n, 0)))
+    lines = [f"## {system}: system calls per echo call ({calls:,} calls)", "",
+             "| syscall | client | server |", "|---|---|---|"]
+    rare = {"client": 0, "server": 0}
+    for name in names:
+        per_call = {side: counts[side].get(name, 0) / calls for side in rare}
+        if max(per_call.values()) < 0.005:
+            for side in rare:
+                rare[side] += counts[side].get(name, 0)
+            continue
+        lines.append(f"| {name} | {per_call['client']:.2f} | {per_call['server']:.2f} |")
+    if any(rare.values()):
+        lines.append(f"| (others, each < 0.005) | {rare['client'] / calls:.3f} | {rare['server'] / calls:.3f} |")
+    lines.append(f"| **total** | **{sum(counts['client'].values()) / calls:.2f}** | "
+                 f"**{sum(counts['server'].values()) / calls:.2f}** |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.syscalls", description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--systems", default="lonja,pyro5")
+    parser.add_argument("--client", nargs=3, metavar=("SYSTEM", "ENDPOINTS", "CALLS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.client:
+        client(args.client[0], args.client[1], int(args.client[2]))
+        return 0
+    if shutil.which("strace") is None:
+        print("strace is not installed: apt-get install strace", file=sys.stderr)
+        return 2
+    workdir = clean_environment()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(130))
+    try:
+        for system in args.systems.split(","):
+            with tempfile.TemporaryDirectory(prefix="lonja-bench-strace-") as folder:
+                print(table(system, trace(system, args.calls, Path(folder)), args.calls), end="\n\n", flush=True)
+    finally:
+        remove_workdir(workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
