@@ -116,7 +116,8 @@ class _Connection(Proxy):
 
     def _pyroValidateHandshake(self, response: Any) -> None:
         object.__setattr__(self, "_lonja_hello", response if isinstance(response, dict) else {})
-        self._pyroConnection = BufferedConnection.adopt(self._pyroConnection)
+        proxy: Any = self  # Pyro5's Proxy declares no type for its connection
+        proxy._pyroConnection = BufferedConnection.adopt(proxy._pyroConnection)
 
 
 class ServiceClient:

@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `lonja` parser: global options (accepted before or after the subcommand) and every subcommand."""
     from lonja.clients import cli as clients_cli
     from lonja.clients import shell
+    from lonja.clients.web import cli as web_cli
     from lonja.config import cli as config_cli
     from lonja.nameserver import cli as nameserver_cli
     from lonja.services import cli as services_cli
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     clients_cli.register(commands, common)
     shell.register(commands, common)
     config_cli.register(commands, common)
+    web_cli.register(commands, common)
     return parser
 
 
