@@ -22,6 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import Pyro5.client
@@ -83,6 +84,8 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
         self.unreachable_grace = unreachable_grace
         self._probe = probe or probe_object
         self._probe_slots = threading.BoundedSemaphore(PROBE_WORKERS)
+        self._prober_pool: ThreadPoolExecutor | None = None
+        self._probers_lock = threading.Lock()
         self.registry = Registry()
         self.loaded: int = self._load_storage()
 
@@ -303,20 +306,24 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
     def sweep(self) -> None:
         """Maintenance (admins only, remotely): expire leases now and start the probes that are due.
 
-        Never waits for a probe: at most PROBE_WORKERS run at once, each in a thread of its own, one per
-        instance at a time; their results are applied when they end.
+        Never waits for a probe: at most PROBE_WORKERS run at once, on threads kept for them (made on
+        first need), one per instance at a time; their results are applied when they end. Probes start
+        after the registry's lock is released, so registrations and lookups never wait for them.
         """
         if self._identity().role not in MAINTAINERS:
             raise Pyro5.errors.NamingError("sweep is a maintenance method: it needs a token with the admin role")
         now = time.monotonic()
+        due: list[Instance] = []
         with self.lock:
             for instance in self.registry.all():
                 try:
-                    self._sweep_one(instance, now)
+                    self._sweep_one(instance, now, due)
                 except Exception:  # one bad entry must not stop the sweep
                     log.exception("sweep skipped %s at %s", _quote(instance.name), _quote(instance.uri))
+        for instance in due:
+            self._probers().submit(self._probe_in_background, instance)
 
-    def _sweep_one(self, instance: Instance, now: float) -> None:
+    def _sweep_one(self, instance: Instance, now: float, due: list[Instance]) -> None:
         if instance.lease_expires is not None:
             if instance.lease_expires < now:
                 log.info("lease of %s at %s expired", _quote(instance.name), instance.uri)
@@ -325,13 +332,21 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
         elif instance.probing is None and instance.next_probe <= now and self._probe_slots.acquire(blocking=False):
             instance.next_probe = now + self.probe_interval
             instance.probing = threading.Event()
-            try:
-                threading.Thread(target=self._probe_in_background, args=(instance,), name="lonja-ns-probe",
-                                 daemon=True).start()
-            except BaseException:
-                self._probe_slots.release()
-                instance.probing = None
-                raise
+            due.append(instance)
+
+    def _probers(self) -> ThreadPoolExecutor:
+        """The threads probes run on (PROBE_WORKERS at most), made on first need."""
+        with self._probers_lock:
+            if self._prober_pool is None:
+                self._prober_pool = ThreadPoolExecutor(PROBE_WORKERS, thread_name_prefix="lonja-ns-probe")
+            return self._prober_pool
+
+    def stop_probes(self) -> None:
+        """Start no more probes; those running end within their timeout."""
+        with self._probers_lock:
+            pool, self._prober_pool = self._prober_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _probe_in_background(self, instance: Instance) -> None:
         try:

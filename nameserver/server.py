@@ -116,6 +116,7 @@ class NameServerDaemon(GuardedDaemon):
         see their names removed; a long-poll left waiting would hold the request loop for seconds.
         """
         self._sweeping.set()
+        self.nameserver.stop_probes()
         self.nameserver.registry.log.close()
 
     def close(self) -> None:
