@@ -1,130 +1,66 @@
 """The name server from the terminal: `lonja ls`, `watch`, `register`, `remove` and `meta`.
 
 Names are chosen by a PATTERN (a prefix, a glob when it has `*?[`, or a regex, matched from the start as
-Pyro5's name server matches one), by tags and by status; the filtering happens here, on one listing.
+Pyro5's name server matches one), by tags and by status, as `selection` filters one listing.
 Writes go through the name server's own access control: each presents this process's token.
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
-import re
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import AccessDenied, NameNotFound, NameServerUnreachable, UsageError
+from .selection import STATUSES, Pattern, Selection, instances, listing, parse_status, select
 
 if TYPE_CHECKING:
     from lonja.config import Settings
 
     from .naming import NameServerClient
 
-STATUSES = ("serving", "not serving", "unreachable", "unknown")
-"""The statuses the name server reports for an instance (see the name server's registry)."""
 NS_NAME = "Pyro.NameServer"
-GLOB_CHARS = frozenset("*?[")
 ELLIPSIS = "…"
 RECONNECT_FIRST, RECONNECT_CAP = 0.1, 2.0
 CONFIRM_SHOWS = 10
 MIN_NAME, MIN_ADDRESS = 12, 24
+PATTERN_HELP = "a name prefix, or a glob if it has * ? [ (quote it: 'market.*.stall0?')"
 
 State = dict[tuple[str, str], str]
 """What a watcher knows: (name, uri) -> status."""
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Which names a command is about: a pattern (prefix, glob or regex), tags, statuses."""
-
-    pattern: str = ""
-    regex: bool = False
-    meta_all: tuple[str, ...] = ()
-    meta_any: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Selection:
-        """The selection a command line asks for; a UsageError for a bad regex or status."""
-        pattern = args.pattern or ""
-        if args.regex:
-            check_regex(pattern)
-        statuses = tuple(_status(word) for word in getattr(args, "status", None) or ())
-        return cls(pattern, args.regex, tuple(getattr(args, "meta", None) or ()),
-                   tuple(getattr(args, "any_meta", None) or ()), statuses)
-
-    @property
-    def glob(self) -> bool:
-        return not self.regex and not GLOB_CHARS.isdisjoint(self.pattern)
-
-    @property
-    def server_prefix(self) -> str:
-        """A prefix every selected name has, for the name server to filter on first."""
-        if self.regex:
-            return ""
-        if self.glob:
-            return self.pattern[:min(self.pattern.find(c) for c in GLOB_CHARS if c in self.pattern)]
-        return self.pattern
-
-    def name_matches(self, name: str) -> bool:
-        if self.regex:
-            return re.match(self.pattern, name) is not None
-        if self.glob:
-            return fnmatch.fnmatchcase(name, self.pattern)
-        return name.startswith(self.pattern)
-
-    def tags_match(self, tags: Iterable[str]) -> bool:
-        have = set(tags)
-        return have.issuperset(self.meta_all) and (not self.meta_any or not have.isdisjoint(self.meta_any))
-
-    def status_matches(self, status: str) -> bool:
-        return not self.statuses or status in self.statuses
-
-    def describe(self) -> str:
-        """The selection in words, for messages: "names matching 'market.*' with the tag fruit"."""
-        words = ["names"]
-        if self.regex:
-            words.append(f"matching the regex {self.pattern!r}")
-        elif self.glob:
-            words.append(f"matching {self.pattern!r}")
-        elif self.pattern:
-            words.append(f"starting with {self.pattern!r}")
-        if self.meta_all:
-            words.append("with the tag" + ("s " if len(self.meta_all) > 1 else " ") + " and ".join(self.meta_all))
-        if self.meta_any:
-            words.append("with a tag of " + ", ".join(self.meta_any))
-        if self.statuses:
-            words.append("with an instance that is " + " or ".join(self.statuses))
-        return " ".join(words)
+def selection_of(args: argparse.Namespace) -> Selection:
+    """The selection a command line asks for; a UsageError for a bad regex or status."""
+    if args.regex:
+        patterns: tuple[Pattern, ...] = (regex_pattern(args.pattern or ""),)
+    else:
+        patterns = (Pattern.of(args.pattern),) if args.pattern else ()
+    statuses = tuple(parse_status(word) for word in getattr(args, "status", None) or ())
+    return Selection(patterns, tuple(getattr(args, "meta", None) or ()), tuple(getattr(args, "any_meta", None) or ()),
+                     statuses)
 
 
-def check_regex(pattern: str) -> str:
-    """`pattern` if it is a regex; a UsageError saying what is wrong if not."""
-    if not pattern:
+def regex_pattern(text: str) -> Pattern:
+    """The pattern of the regex `text`; a UsageError if there is none or it is not a regex."""
+    if not text:
         raise UsageError("--regex needs a PATTERN, e.g. `lonja ls --regex 'market\\.(fish|fruit)'`")
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise UsageError(f"invalid regex {pattern!r}: {exc}") from None
-    return pattern
+    return Pattern(text, "regex")
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ls, watch, register, remove and meta to the `lonja` parser."""
-    pattern_help = "a name prefix, or a glob if it has * ? [ (quote it: 'market.*.stall0?')"
     ls = commands.add_parser(
         "ls", parents=[common], help="list the names in the name server",
         description="List registered names, their instances (status, last seen, address) and tags. "
                     "ADDRESS is HOST:PORT when the object's id is its name, else OBJECT@HOST:PORT; --json has the "
                     "whole URIs. No name selected: exit 3.")
-    ls.add_argument("pattern", nargs="?", metavar="PATTERN", help=pattern_help)
-    ls.add_argument("--regex", action="store_true", help="PATTERN is a regex, matched from the start of the name")
+    _add_pattern(ls)
     ls.add_argument("--meta", action="append", metavar="TAG", help="only names with this tag (repeat: all of them)")
     ls.add_argument("--any-meta", action="append", metavar="TAG", help="only names with any of these tags")
     ls.add_argument("--status", action="append", metavar="STATUS",
@@ -138,8 +74,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "watch", parents=[common], help="print name server changes as they happen",
         description="Print the matching names, then each one added, removed or changing status, until Ctrl-C. "
                     "If the name server goes away, reconnect and print what changed meanwhile.")
-    watch.add_argument("pattern", nargs="?", metavar="PATTERN", help=pattern_help)
-    watch.add_argument("--regex", action="store_true", help="PATTERN is a regex, matched from the start of the name")
+    _add_pattern(watch)
     watch.add_argument("--json", action="store_true", help="print one JSON object a line")
     watch.add_argument("--no-snapshot", action="store_true", help="print changes only, not the names there are")
     watch.set_defaults(run=run_watch)
@@ -173,6 +108,11 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                       help="the name, then any number of changes",
                       globals_parser=argparse.ArgumentParser(parents=[common], add_help=False, allow_abbrev=False))
     meta.set_defaults(run=run_meta)
+
+
+def _add_pattern(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pattern", nargs="?", metavar="PATTERN", help=PATTERN_HELP)
+    parser.add_argument("--regex", action="store_true", help="PATTERN is a regex, matched from the start of the name")
 
 
 class _MetaWords(argparse.Action):
@@ -209,9 +149,9 @@ class _MetaWords(argparse.Action):
 
 def run_ls(args: argparse.Namespace, settings: Settings) -> int:
     """`lonja ls`: the selected names as a table, names only, or JSON; exit 3 if none."""
-    selection = Selection.from_args(args)
+    selection = selection_of(args)
     with _client(settings) as ns:
-        entries = select(_listing(ns, selection.server_prefix), selection)
+        entries = select(listing(ns, selection.server_prefix), selection)
     if args.json:
         _print_json(entries)
     if not entries:
@@ -227,19 +167,6 @@ def run_ls(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def select(entries: dict[str, dict[str, Any]], selection: Selection) -> dict[str, dict[str, Any]]:
-    """The entries (and, with a status filter, the instances) the selection takes, in name order."""
-    chosen = {}
-    for name in sorted(entries):
-        entry = entries[name]
-        if not selection.name_matches(name) or not selection.tags_match(entry["metadata"]):
-            continue
-        instances = [i for i in _instances(entry) if selection.status_matches(i["status"])]
-        if instances:
-            chosen[name] = {**entry, "instances": instances} if selection.statuses else entry
-    return chosen
-
-
 def table(entries: dict[str, dict[str, Any]], width: int | None) -> list[str]:
     """A header, a row per instance (the name on its first row only) and a count line.
 
@@ -249,7 +176,7 @@ def table(entries: dict[str, dict[str, Any]], width: int | None) -> list[str]:
     rows = []
     for name, entry in entries.items():
         tags = " ".join(tag for tag in entry["metadata"] if not tag.startswith("class:"))
-        for index, instance in enumerate(_instances(entry)):
+        for index, instance in enumerate(instances(entry)):
             seen = _ago(now - instance["last_seen"]) if instance.get("last_seen") else "never"
             rows.append((_printable(name) if index == 0 else "", instance["status"], seen,
                          _printable(address(name, instance["uri"])), _printable(tags) if index == 0 else ""))
@@ -300,9 +227,9 @@ def _cut_address(text: str, width: int) -> str:
 
 
 def _count(entries: dict[str, dict[str, Any]]) -> str:
-    instances = [i for entry in entries.values() for i in _instances(entry)]
-    line = f"{_plural(len(entries), 'name')}, {_plural(len(instances), 'instance')}"
-    others = {s: sum(i["status"] == s for i in instances) for s in STATUSES[1:]}
+    every = [i for entry in entries.values() for i in instances(entry)]
+    line = f"{_plural(len(entries), 'name')}, {_plural(len(every), 'instance')}"
+    others = {s: sum(i["status"] == s for i in every) for s in STATUSES[1:]}
     shown = [f"{n} {s}" for s, n in others.items() if n]
     return line + (f" ({', '.join(shown)})" if shown else "")
 
@@ -329,7 +256,7 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
 
     stop = threading.Event()
     with stop_on_signals(stop.set):
-        Watcher(settings, Selection.from_args(args), args.json, stop).run(snapshot=not args.no_snapshot)
+        Watcher(settings, selection_of(args), args.json, stop).run(snapshot=not args.no_snapshot)
     return 0
 
 
@@ -346,7 +273,7 @@ class Watcher:
     def run(self, snapshot: bool = True) -> None:
         """Print until `stop` is set; a NameServerUnreachable only if the name server is not there at first."""
         ns, seq, self.state = self._attach()
-        _note(f"watching {ns.address}" + (f" for {self.selection.describe()}" if self.selection.pattern
+        _note(f"watching {ns.address}" + (f" for {self.selection.describe()}" if self.selection.patterns
                                           else "") + " (Ctrl-C to stop)")
         if snapshot:
             for (name, uri), status in sorted(self.state.items()):
@@ -387,7 +314,7 @@ class Watcher:
             seq = ns.changes(-1, 0)["seq"]
             state = {(name, instance["uri"]): instance["status"]
                      for name, entry in select(ns.entries(self.selection.server_prefix), self.selection).items()
-                     for instance in _instances(entry)}
+                     for instance in instances(entry)}
         except BaseException:
             ns.close()
             raise
@@ -495,9 +422,9 @@ def run_remove(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not args.prefix and not args.regex:
         raise UsageError("say what to remove: NAME, --prefix P or --regex R (nothing was removed)")
-    selection = Selection(args.prefix or check_regex(args.regex), regex=bool(args.regex))
+    selection = Selection((Pattern(args.prefix) if args.prefix else regex_pattern(args.regex),))
     with _client(settings) as ns:
-        names = [n for n in sorted(_listing(ns, selection.server_prefix)) if n != NS_NAME
+        names = [n for n in sorted(listing(ns, selection.server_prefix)) if n != NS_NAME
                  and selection.name_matches(n)]
         if not names:
             raise NameNotFound(f"no {selection.describe()}: nothing was removed")
@@ -562,25 +489,6 @@ def _client(settings: Settings, long_poll: bool = False) -> NameServerClient:
 
     timeout = settings["client.connect_timeout"]
     return NameServerClient(settings.ns_address, timeout=timeout + 10 if long_poll else timeout, settings=settings)
-
-
-def _listing(ns: NameServerClient, prefix: str) -> dict[str, dict[str, Any]]:
-    """Every name starting with `prefix` with its tags and instances (none from a plain Pyro5 name server)."""
-    if ns.is_lonja():
-        return ns.entries(prefix)
-    return {name: {"uri": uri, "metadata": sorted(meta), "instances": []}
-            for name, (uri, meta) in ns.list(prefix).items()}
-
-
-def _instances(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    return entry["instances"] or [{"uri": entry["uri"], "status": "unknown", "last_seen": 0}]
-
-
-def _status(word: str) -> str:
-    status = word.replace("-", " ").replace("_", " ")
-    if status not in STATUSES:
-        raise UsageError(f"unknown status {word!r}: use one of " + ", ".join(s.replace(" ", "-") for s in STATUSES))
-    return status
 
 
 def _printable(text: str) -> str:

@@ -8,13 +8,13 @@ proxies are made with `follow_changes=False`. `register` only builds the parser;
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 from typing import TYPE_CHECKING, Any
 
 from . import browse
-from .errors import RemoteError, UsageError
+from .arguments import call_method, parse_call_arguments
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from lonja.config import Settings
@@ -32,7 +32,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
     call = commands.add_parser("call", parents=[common], help="call a remote method",
                                description="Call NAME.METHOD. Each ARG or VALUE is a Python literal if it "
-                                           "parses as one, otherwise a string.")
+                                           "parses as one, else JSON if it parses as that (true, null), "
+                                           "otherwise a string.")
     call.add_argument("target", metavar="NAME.METHOD", help="e.g. echo.echo (split at the last dot)")
     call.add_argument("args", nargs="*", metavar="ARG|KEY=VALUE", help="positional and keyword arguments")
     call.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -85,26 +86,15 @@ def run_call(args: argparse.Namespace, settings: Settings) -> int:
     positional, keywords = parse_call_arguments(args.args)
     if args.timeout is not None and args.timeout < 0:
         raise UsageError(f"--timeout must be seconds (0 = no limit), got {args.timeout}")
-    from .proxy import connect, describe
+    from .proxy import connect
     from .stream import RemoteStream
 
     with connect(name, settings=settings, timeout=args.timeout, follow_changes=False) as proxy:
-        methods = describe(proxy, signatures=False)["methods"]  # what connecting brought: no request
-        if method not in methods:
-            raise UsageError(f"{name} has no method {method!r}; it has: {', '.join(methods)} "
-                             f"(see `lonja show {name}`)")
-        if methods[method]["oneway"]:  # no answer will say that the arguments were wrong
-            _check_arguments(name, method, describe(proxy)["methods"][method], positional, keywords)
-        try:
-            result = getattr(proxy, method)(*positional, **keywords)
-        except RemoteError as error:
-            if isinstance(error, TypeError):  # arguments that do not fit the signature: a usage error
-                _check_arguments(name, method, describe(proxy)["methods"][method], positional, keywords)
-            raise
+        result, oneway = call_method(proxy, name, method, positional, keywords, f" (see `lonja show {name}`)")
         if isinstance(result, RemoteStream):
             for item in result:
                 _print_result(item, args.json)
-        elif result is not None or not methods[method]["oneway"]:
+        elif result is not None or not oneway:
             _print_result(result, args.json)
     return 0
 
@@ -124,49 +114,6 @@ def run_ping(args: argparse.Namespace, settings: Settings) -> int:
         rtt = ns.ping()
         print(f"name server at {ns.address} is up ({rtt * 1000:.2f} ms, {ns.count()} names)")
     return 0
-
-
-def parse_call_arguments(words: list[str]) -> tuple[list[Any], dict[str, Any]]:
-    """Split ARG and KEY=VALUE words; each value is a Python literal if it parses as one, else a string."""
-    positional: list[Any] = []
-    keywords: dict[str, Any] = {}
-    for word in words:
-        key, eq, value = word.partition("=")
-        if eq and key.isidentifier():
-            if key in keywords:
-                raise UsageError(f"keyword argument {key!r} given twice")
-            keywords[key] = parse_literal(value)
-        else:
-            if keywords:
-                raise UsageError(f"positional argument {word!r} after a KEY=VALUE argument")
-            positional.append(parse_literal(word))
-    return positional, keywords
-
-
-def parse_literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
-
-
-def _check_arguments(name: str, method: str, info: dict, positional: list, keywords: dict) -> None:
-    """A usage error if the arguments do not fit the method's signature (unknown signature: no check)."""
-    import inspect
-
-    if info["params"] is None:
-        return
-    params = []
-    for p in info["params"]:
-        kind = getattr(inspect.Parameter, p["kind"].upper())
-        default = inspect.Parameter.empty if p["default"] is None else p["default"]
-        params.append(inspect.Parameter(p["name"], kind, default=default))
-    try:
-        inspect.Signature(params).bind(*positional, **keywords)
-    except TypeError as exc:
-        raise UsageError(f"bad arguments for {name}.{method}{info['signature']}: {exc}") from None
-    except ValueError:
-        pass  # a signature we cannot rebuild: let the service judge
 
 
 def _print_result(value: Any, as_json: bool) -> None:

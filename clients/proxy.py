@@ -286,7 +286,7 @@ class ServiceClient:
         call = self._health.started(uri)
         try:
             try:
-                connection = self._acquire(uri, _connect_timeout(options, deadline))
+                connection = self._acquire(uri, options, deadline)
             except (LonjaError, Pyro5.errors.CommunicationError) as exc:
                 raise _NotSent() from exc
             return self._invoke(connection, uri, method, args, kwargs, options, flags, deadline)
@@ -413,10 +413,11 @@ class ServiceClient:
         with _not_sent_yet():
             uri = self._pick()
             self._uri = uri
-            return self._acquire(uri, _connect_timeout(self.options, deadline))
+            return self._acquire(uri, self.options, deadline)
 
-    def _acquire(self, uri: str, connect_timeout: float) -> Proxy:
-        """An idle pooled connection to `uri` whose peer is still there, or a new one."""
+    def _acquire(self, uri: str, options: CallOptions, deadline: float | None) -> Proxy:
+        """An idle pooled connection to `uri` whose peer is still there, or a new one (reached within the
+        connect timeout, or the call's time left if less)."""
         self._check_open()
         while True:
             with self._lock:
@@ -431,7 +432,7 @@ class ServiceClient:
         connection = _Connection(uri)
         object.__setattr__(connection, "_lonja_uri", uri)
         connection._pyroSerializer = self._serializer
-        connection._pyroTimeout = connect_timeout
+        connection._pyroTimeout = _connect_timeout(options, deadline)
         connection._pyroHandshake = client_handshake(self._token, URI(uri).object)
         try:
             connection._pyroBind()

@@ -75,8 +75,7 @@ class Resolver:
 
     def instances(self, name: str) -> list[str]:
         """The URIs serving `name`, from the cache or the name server (NameNotFound if there are none)."""
-        with self._lock:
-            cached = self._cache.get(name)
+        cached = self._cache.get(name)  # one read of an entry that is only ever replaced whole: no lock
         if cached is not None and (cached[1] == 0 or cached[1] > time.monotonic()):
             return cached[0]
         with self._lock:

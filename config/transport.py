@@ -13,6 +13,9 @@ Pyro5 offers two transports, each good at one thing, and neither protects itself
   a call known to be slow, the daemon hands the loop over (`hand_over`); a watchdog does the same for a
   call that holds the leader longer than `promote_after`. Fast calls never change threads, slow calls
   still run side by side (with one thread, it is Pyro5's multiplex: one call at a time);
+- **lanes**: a connection that keeps sending gets a thread of its own while one is spare (at most
+  `lanes` of them), which waits on that socket alone, as Pyro5's thread server does: the fewest steps
+  per call. A lane quiet for `lane_idle` seconds hands its connection back to the selector;
 - **handshakes off the accept path**: `accept()` only takes the socket. The TLS handshake and the
   connect message then advance without blocking, each time the socket has data, and a connection that
   has not finished both within `limits.handshake_timeout` is dropped. A silent peer costs a file
@@ -24,13 +27,15 @@ Pyro5 offers two transports, each good at one thing, and neither protects itself
 - **deadlines**: a peer that stops in the middle of a message is dropped after `limits.receive_timeout`,
   a connection without requests after `limits.idle_timeout`.
 Only the leader watches the selector, so a connection stays in it while the leader runs its request; it
-leaves only when the loop is handed over mid-request. Either way its requests are served in order.
+leaves when the loop is handed over mid-request or it gets a lane. Either way its requests are served in
+order, by one thread at a time.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import select
 import selectors
 import socket
 import ssl
@@ -107,6 +112,12 @@ class GuardedServer(SocketServer_Multiplex):
     """Pyro5's multiplex transport as a guarded leader/followers loop (see the module doc)."""
 
     promote_after = 0.005
+    lanes = 2
+    """Connections at most that get a thread of their own while they keep sending (a lane): their calls
+    skip the selector. The rest share the leader; with one thread (multiplex) there are none."""
+    lane_idle = 1.0
+    """Seconds a lane waits for its connection's next request before the connection goes back to the
+    selector and the thread to the pool."""
 
     def start_pool(self, limits: Limits, max_threads: int, answer_handshake: Callable[..., bool]) -> None:
         """Prepare the loop; called once, before it runs. `answer_handshake(conn, message, refusal)`
@@ -129,6 +140,7 @@ class GuardedServer(SocketServer_Multiplex):
         self._threads = 0
         self._idle = 0
         self._busy: Busy | None = None   # the request the leader runs now
+        self._lanes = 0
         self._active = threading.Event()
         self._loop_condition: Callable[[], bool] = lambda: True
 
@@ -412,6 +424,8 @@ class GuardedServer(SocketServer_Multiplex):
         state.last_active = time.monotonic()
         if active and not self.shutting_down:
             if not handed_over:
+                if self._open_lane(conn, me):
+                    self._lane(conn, state)
                 return
             try:
                 self.selector.register(conn, selectors.EVENT_READ, state)
@@ -420,6 +434,38 @@ class GuardedServer(SocketServer_Multiplex):
                 pass
         elif not handed_over:
             self._unregister(conn)
+        self._close_established(conn, state)
+
+    def _open_lane(self, conn: Any, me: int) -> bool:
+        """Give `conn` a thread of its own (this one) if a lane is free and another thread can lead."""
+        with self._cond:
+            if self._lanes >= self.lanes or self._leader != me or self._leader_wanted or \
+                    not (self._idle or self._threads < self.max_threads) or not self._unregister(conn):
+                return False
+            self._lanes += 1
+            self._promote(me)
+            return True
+
+    def _lane(self, conn: Any, state: Established) -> None:
+        """Serve `conn` on this thread, blocking on its socket alone, until it is quiet for `lane_idle`
+        seconds; then it goes back to the selector (or is closed, if it ended)."""
+        poller = select.poll()
+        poller.register(conn.sock, select.POLLIN)
+        idle_ms = int(self.lane_idle * 1000)
+        active = True
+        while active and self._running():
+            if not conn.pending() and not poller.poll(idle_ms):
+                break
+            active = self.handleRequest(conn)
+            state.last_active = time.monotonic()
+        with self._cond:
+            self._lanes -= 1
+        if active and self._running():
+            try:
+                self.selector.register(conn, selectors.EVENT_READ, state)
+                return
+            except (KeyError, ValueError, OSError):
+                pass
         self._close_established(conn, state)
 
     def _take_out(self, busy: Busy) -> None:

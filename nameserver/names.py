@@ -57,6 +57,11 @@ MAX_RENEWALS = 10_000
 MIN_TTL, MAX_TTL = 1.0, 3600.0
 PROBE_TIMEOUT = 2.0
 PROBE_WORKERS = 8
+PROBE_BACKLOG = 512
+"""Probes at most that are started and not finished (queued for the PROBE_WORKERS threads, or running)."""
+PROBES_PER_SECOND = 100
+"""Probes started per second at most: with many plain registrations each is probed less often than
+probe_interval, and a burst of them never takes the name server's time from requests."""
 
 
 class Probe(enum.Enum):
@@ -83,8 +88,9 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
         self.probe_grace = probe_grace
         self.unreachable_grace = unreachable_grace
         self._probe = probe or probe_object
-        self._probe_slots = threading.BoundedSemaphore(PROBE_WORKERS)
+        self._probe_slots = threading.BoundedSemaphore(PROBE_BACKLOG)
         self._prober_pool: ThreadPoolExecutor | None = None
+        self._last_sweep = time.monotonic()
         self._probers_lock = threading.Lock()
         self.registry = Registry()
         self.loaded: int = self._load_storage()
@@ -307,31 +313,40 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
         """Maintenance (admins only, remotely): expire leases now and start the probes that are due.
 
         Never waits for a probe: at most PROBE_WORKERS run at once, on threads kept for them (made on
-        first need), one per instance at a time; their results are applied when they end. Probes start
-        after the registry's lock is released, so registrations and lookups never wait for them.
+        first need), at most PROBE_BACKLOG wait for them, one per instance at a time, those due longest
+        first, PROBES_PER_SECOND at most; their results are applied when they end. Probes start after
+        the registry's lock is released, so registrations and lookups never wait for them.
         """
         if self._identity().role not in MAINTAINERS:
             raise Pyro5.errors.NamingError("sweep is a maintenance method: it needs a token with the admin role")
         now = time.monotonic()
-        due: list[Instance] = []
+        due: builtins.list[Instance] = []
         with self.lock:
             for instance in self.registry.all():
                 try:
                     self._sweep_one(instance, now, due)
                 except Exception:  # one bad entry must not stop the sweep
                     log.exception("sweep skipped %s at %s", _quote(instance.name), _quote(instance.uri))
-        for instance in due:
+            due.sort(key=lambda instance: instance.next_probe)
+            budget = max(PROBE_WORKERS, int(PROBES_PER_SECOND * min(max(now - self._last_sweep, 0.0), 5.0)))
+            self._last_sweep = now
+            started = []
+            for instance in due[:budget]:
+                if not self._probe_slots.acquire(blocking=False):
+                    break
+                instance.next_probe = now + self.probe_interval
+                instance.probing = threading.Event()
+                started.append(instance)
+        for instance in started:
             self._probers().submit(self._probe_in_background, instance)
 
-    def _sweep_one(self, instance: Instance, now: float, due: list[Instance]) -> None:
+    def _sweep_one(self, instance: Instance, now: float, due: builtins.list[Instance]) -> None:
         if instance.lease_expires is not None:
             if instance.lease_expires < now:
                 log.info("lease of %s at %s expired", _quote(instance.name), instance.uri)
                 self.registry.drop(instance.name, instance.uri)
                 self._sync_primary(instance.name)
-        elif instance.probing is None and instance.next_probe <= now and self._probe_slots.acquire(blocking=False):
-            instance.next_probe = now + self.probe_interval
-            instance.probing = threading.Event()
+        elif instance.probing is None and instance.next_probe <= now:
             due.append(instance)
 
     def _probers(self) -> ThreadPoolExecutor:

@@ -11,7 +11,7 @@ from harness import PYTHON, free_port, ns_address, wait_until
 
 
 def test_up_ls_show_call_ping(lonja):
-    up = lonja.start("up", "--port", "0")
+    up = lonja.start("up", "--port", "0", "--no-web")
     ns = ns_address(up)
     assert f"name server listening on PYRO:Pyro.NameServer@{ns}" in up.output()
     assert "serving echo at PYRO:echo@127.0.0.1:" in up.output()
@@ -42,6 +42,8 @@ def test_up_ls_show_call_ping(lonja):
     assert json.loads(call.stdout) == {"a": [1, 2.5, None]}
     call = lonja.run("call", "echo.slow", "0", "value=not a literal", "--ns", ns)
     assert call.stdout == "'not a literal'\n"
+    call = lonja.run("call", "echo.echo", '{"on": true, "off": null}', "--ns", ns)  # JSON where no Python literal
+    assert call.stdout == "{'on': True, 'off': None}\n"
 
     ping = lonja.run("ping", "--ns", ns)
     assert ping.returncode == 0 and f"name server at {ns} is up" in ping.stdout

@@ -143,7 +143,8 @@ CASES: list[tuple[str, Command, dict[str, str], int, str]] = [
      4, r"lonja: error: port \d+ on 127\.0\.0\.1 is already in use: use --port to pick another"),
     ("ns: port in use", lambda s: ["ns", "--host", "127.0.0.1", "--port", s.ns_port, "--storage", "memory"], {},
      4, r"lonja: error: port \d+ on 127\.0\.0\.1 is already in use: is another name server running\?"),
-    ("up: port in use", lambda s: ["up", "--host", "127.0.0.1", "--port", s.ns_port, "--storage", "memory"], {},
+    ("up: port in use",
+     lambda s: ["up", "--host", "127.0.0.1", "--port", s.ns_port, "--storage", "memory", "--no-web"], {},
      4, r"lonja: error: port \d+ on 127\.0\.0\.1 is already in use: is another name server running\?"),
     ("serve: name taken by another class", lambda s: ["serve", s.greeter, "--name", s.echo, "--ns", s.ns], {},
      4, (r"lonja: error: the name 'echo' is already served by PYRO:echo@127\.0\.0\.1:\d+ "
@@ -287,7 +288,7 @@ def test_name_already_served_travels_as_a_naming_error_in_any_import_order(order
 
 def test_plain_pyro5_register_in_lonja_up_gets_a_naming_error_with_served_uri(lonja: Lonja) -> None:
     port = free_port()
-    lonja.start("up", "--host", "127.0.0.1", "--port", str(port), "--storage", "memory")
+    lonja.start("up", "--host", "127.0.0.1", "--port", str(port), "--storage", "memory", "--no-web")
     with Pyro5.api.Proxy(f"PYRO:Pyro.NameServer@127.0.0.1:{port}") as plain:
         echo_uri = str(plain.lookup("echo"))
         with pytest.raises(Pyro5.errors.NamingError) as refused:

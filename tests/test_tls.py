@@ -64,7 +64,7 @@ def test_certs_init_refuses_to_overwrite(lonja, certs):
 
 
 def test_up_ls_call_under_mutual_tls(lonja, certs, dev_certs):
-    ns = ns_address(lonja.start("up", "--port", "0", "--storage", "memory", env=_server_env(certs)))
+    ns = ns_address(lonja.start("up", "--port", "0", "--storage", "memory", "--no-web", env=_server_env(certs)))
     listing = lonja.run("ls", "--ns", ns, env=_client_env(certs))
     assert listing.returncode == 0, listing.stderr
     assert "echo" in listing.stdout

@@ -144,7 +144,7 @@ def create_app(settings: Settings, loopback_only: bool = True) -> tuple[ASGIApp,
     async def names(request: Request) -> Response:
         query = request.query_params
         lists = {key: query.getlist(key) for key in ("meta_all", "meta_any", "status")}
-        wanted = operations.NameFilter.from_query(query, lists)
+        wanted = operations.selection_from_query(query, lists)
         return JSON(await threaded(operations.list_names, settings, token_of(request), wanted))
 
     async def name(request: Request) -> Response:

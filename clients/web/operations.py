@@ -8,25 +8,18 @@ with `auth.require_token`) decides what each may do, as for `lonja ls` and `lonj
 
 from __future__ import annotations
 
-import fnmatch
-import inspect
-import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lonja.config import Settings
 
-from ..cli import parse_call_arguments
+from ..arguments import call_method, parse_call_arguments, split_words
 from ..errors import AccessDenied, NameNotFound, RemoteError, UsageError
 from ..naming import NameServerClient
+from ..selection import PATTERN_KINDS, STATUSES, Pattern, Selection, instances, listing, parse_status, select
 from .errors import TokenRequired
 
-STATUSES = ("serving", "not serving", "unreachable", "unknown")
-"""An instance's status as the name server reports it."""
-
-GLOB_CHARS = frozenset("*?[")
 RECENT_LIMIT = 1000
 
 
@@ -41,89 +34,33 @@ def ns_client(settings: Settings, token: str, wait: float = 0.0) -> NameServerCl
     return NameServerClient(settings.ns_address, timeout=timeout + wait, token=token, settings=settings)
 
 
-@dataclass(frozen=True)
-class NameFilter:
-    """Which names to list, as `lonja ls` selects them: every given condition must hold.
+def selection_from_query(query: Mapping[str, str], lists: Mapping[str, list[str]]) -> Selection:
+    """The names `/api/names` asks for, as `lonja ls` selects them: every given condition must hold.
 
     `pattern`: as `lonja ls PATTERN`, a glob on the whole name if it has `*?[`, else a prefix; `prefix`: the
     name starts with it; `glob`: shell pattern on the whole name (`shop.*`); `regex`: a regular expression
     matched at the start of the name (as Pyro5's `list(regex=...)`); `meta_all`: has every one of these tags;
-    `meta_any`: has at least one; `statuses`: at least one instance has one of these.
+    `meta_any`: has at least one; `status`: at least one instance has one of these (`not-serving` as in ls).
+    `meta_all`, `meta_any` and `status` may repeat, or hold comma-separated values.
     """
+    def words(key: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(word.strip() for value in lists.get(key, []) for word in value.split(",")
+                                   if word.strip()))
 
-    pattern: str = ""
-    prefix: str = ""
-    glob: str = ""
-    regex: str = ""
-    meta_all: frozenset[str] = field(default_factory=frozenset)
-    meta_any: frozenset[str] = field(default_factory=frozenset)
-    statuses: frozenset[str] = field(default_factory=frozenset)
-
-    def __post_init__(self) -> None:
-        unknown = self.statuses - set(STATUSES)
-        if unknown:
-            raise UsageError(f"status must be one of {', '.join(STATUSES)}; got {', '.join(sorted(unknown))}")
-        if self.regex:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise UsageError(f"bad regex {self.regex!r}: {exc}") from None
-
-    @classmethod
-    def from_query(cls, query: Mapping[str, str], lists: Mapping[str, list[str]]) -> NameFilter:
-        """From URL query parameters; `meta_all`, `meta_any` and `status` may repeat, or hold comma-separated
-        values."""
-        def words(key: str) -> frozenset[str]:
-            return frozenset(word.strip() for value in lists.get(key, []) for word in value.split(",")
-                             if word.strip())
-
-        statuses = frozenset(status.replace("-", " ") for status in words("status"))  # `not-serving` as in ls
-
-        return cls(pattern=query.get("pattern", ""), prefix=query.get("prefix", ""), glob=query.get("glob", ""),
-                   regex=query.get("regex", ""), meta_all=words("meta_all"), meta_any=words("meta_any"),
-                   statuses=statuses)
-
-    @property
-    def server_prefix(self) -> str:
-        """A prefix every selected name has, for the name server to filter on first."""
-        if self.pattern and not GLOB_CHARS & set(self.pattern):
-            return self.pattern if self.pattern.startswith(self.prefix) else self.prefix
-        return self.prefix
-
-    def matches(self, name: str, entry: Mapping[str, Any]) -> bool:
-        if self.pattern and not (fnmatch.fnmatchcase(name, self.pattern) if GLOB_CHARS & set(self.pattern)
-                                 else name.startswith(self.pattern)):
-            return False
-        if self.prefix and not name.startswith(self.prefix):
-            return False
-        if self.glob and not fnmatch.fnmatchcase(name, self.glob):
-            return False
-        if self.regex and not re.match(self.regex, name):
-            return False
-        tags = set(entry["metadata"])
-        if not self.meta_all <= tags or (self.meta_any and not self.meta_any & tags):
-            return False
-        return not self.statuses or any(i["status"] in self.statuses for i in instances_of(entry))
+    patterns = [Pattern.of(query["pattern"])] if query.get("pattern") else []
+    patterns += [Pattern(query[kind], kind) for kind in PATTERN_KINDS if query.get(kind)]
+    return Selection(tuple(patterns), words("meta_all"), words("meta_any"),
+                     tuple(parse_status(word) for word in words("status")))
 
 
-def instances_of(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The entry's instances; a plain Pyro5 name server's entry has one of unknown status."""
-    return list(entry["instances"]) or [{"uri": entry["uri"], "status": "unknown", "last_seen": 0}]
-
-
-def list_names(settings: Settings, token: str, wanted: NameFilter) -> dict[str, Any]:
-    """The names `wanted` selects, with their instances and metadata, and counts by status."""
+def list_names(settings: Settings, token: str, wanted: Selection) -> dict[str, Any]:
+    """The names `wanted` selects, each with all its instances and its metadata, and counts by status."""
     with ns_client(settings, token) as ns:
+        names = select(listing(ns, wanted.server_prefix), wanted, whole=True)
         lonja = ns.is_lonja()
-        if lonja:
-            everything = ns.entries(wanted.server_prefix or None)
-        else:
-            everything = {name: {"uri": uri, "metadata": sorted(meta), "instances": []}
-                          for name, (uri, meta) in ns.list(wanted.server_prefix or None).items()}
-    names = {name: entry for name, entry in sorted(everything.items()) if wanted.matches(name, entry)}
     statuses = dict.fromkeys(STATUSES, 0)
     for entry in names.values():
-        for instance in instances_of(entry):
+        for instance in instances(entry):
             statuses[instance["status"]] = statuses.get(instance["status"], 0) + 1
     return {"names": names, "count": len(names), "statuses": statuses, "live": lonja, "ns": settings.ns_address}
 
@@ -131,11 +68,7 @@ def list_names(settings: Settings, token: str, wanted: NameFilter) -> dict[str, 
 def name_entry(settings: Settings, token: str, name: str) -> dict[str, Any]:
     """One name's entry (instances, metadata); NameNotFound if it is not registered."""
     with ns_client(settings, token) as ns:
-        if ns.is_lonja():
-            entry = ns.entries(name).get(name)
-        else:
-            found = ns.list(name).get(name)
-            entry = None if found is None else {"uri": found[0], "metadata": sorted(found[1]), "instances": []}
+        entry = listing(ns, name).get(name)
     if entry is None:
         raise NameNotFound(f"no service is registered as {name!r}: see `lonja ls` for the names there are")
     return entry
@@ -216,7 +149,7 @@ class CallRequest:
         if "text" in body or "argv" in body:
             if "args" in body or "kwargs" in body:
                 raise UsageError("give either args/kwargs or text/argv, not both")
-            args, kwargs = parse_words(_words(body))
+            args, kwargs = parse_call_arguments(_words(body))
         else:
             args, kwargs = body.get("args", []), body.get("kwargs", {})
             if not isinstance(args, list) or not isinstance(kwargs, dict):
@@ -243,62 +176,6 @@ def _words(body: Mapping[str, Any]) -> list[str]:
     return split_words(text)
 
 
-def parse_words(words: list[str]) -> tuple[list[Any], dict[str, Any]]:
-    """`lonja call`'s parsing of ARG and KEY=VALUE words, and then JSON for a word that is no Python literal
-    but is JSON (`true`, `null`, `{"on": false}`)."""
-    positional, keywords = parse_call_arguments(words)
-    given = [word.partition("=") for word in words]
-    values = {key: value for key, eq, value in given if eq and key.isidentifier()}
-    plain = [word for word, (key, eq, _) in zip(words, given) if not (eq and key.isidentifier())]
-    positional = [_json_or(value, word) for value, word in zip(positional, plain)]
-    keywords = {key: _json_or(value, values[key]) for key, value in keywords.items()}
-    return positional, keywords
-
-
-def _json_or(value: Any, word: str) -> Any:
-    if not isinstance(value, str) or value != word:
-        return value
-    try:
-        return json.loads(word)
-    except ValueError:
-        return value
-
-
-def split_words(text: str) -> list[str]:
-    """Split a line of arguments at spaces outside brackets and quotes; quotes stay in the word, so that
-    `'a b'` is the string "a b" and `{'k': [1, 2]}` one dict, as they would be in Python."""
-    words: list[str] = []
-    current: list[str] = []
-    depth = 0
-    quote = ""
-    escaped = False
-    for char in text:
-        if quote:
-            current.append(char)
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = ""
-            continue
-        if char.isspace() and depth == 0:
-            if current:
-                words.append("".join(current))
-                current = []
-            continue
-        current.append(char)
-        if char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}" and depth:
-            depth -= 1
-    if current:
-        words.append("".join(current))
-    return words
-
-
 class Call:
     """A method call in progress: `start()` makes it, then `result` holds the value or `items` the stream."""
 
@@ -314,25 +191,17 @@ class Call:
 
     def start(self) -> None:
         """Make the call (a generator's first item is fetched when the stream is read)."""
-        from ..proxy import connect, describe, uri
+        from ..proxy import connect, uri
         from ..stream import RemoteStream
 
         request = self.request
         self._proxy = connect(request.name, settings=self._settings, timeout=request.timeout, follow_changes=False)
         try:
-            methods = describe(self._proxy, signatures=False)["methods"]
-            if request.method not in methods:
-                raise UsageError(f"{request.name} has no method {request.method!r}; it has: {', '.join(methods)}")
-            info = methods[request.method]
-            self.oneway = bool(info["oneway"])
-            if self.oneway:  # no answer will say that the arguments were wrong
-                check_arguments(request, describe(self._proxy)["methods"][request.method])
             try:
-                result = getattr(self._proxy, request.method)(*request.args, **request.kwargs)
-            except RemoteError as error:
+                result, self.oneway = call_method(self._proxy, request.name, request.method, request.args,
+                                                  request.kwargs)
+            except RemoteError:
                 self.uri = uri(self._proxy)
-                if isinstance(error, TypeError):
-                    check_arguments(request, describe(self._proxy)["methods"][request.method])
                 raise
             self.uri = uri(self._proxy)
         except BaseException:
@@ -362,26 +231,6 @@ class Call:
         proxy, self._proxy = self._proxy, None
         if proxy is not None:
             close(proxy)
-
-
-def check_arguments(request: CallRequest, info: Mapping[str, Any]) -> None:
-    """A UsageError if the arguments do not fit the method's signature (an unknown signature: no check).
-
-    The same check `lonja call` makes, on the parameters `describe()` reports.
-    """
-    if info["params"] is None:
-        return
-    params = []
-    for param in info["params"]:
-        kind = getattr(inspect.Parameter, param["kind"].upper())
-        default = inspect.Parameter.empty if param["default"] is None else param["default"]
-        params.append(inspect.Parameter(param["name"], kind, default=default))
-    try:
-        inspect.Signature(params).bind(*request.args, **request.kwargs)
-    except TypeError as exc:
-        raise UsageError(f"bad arguments for {request.name}.{request.method}{info['signature']}: {exc}") from None
-    except ValueError:
-        pass  # a signature that cannot be rebuilt: the service judges
 
 
 def to_json(value: Any) -> Any:

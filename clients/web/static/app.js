@@ -63,6 +63,23 @@ function instancesOf(entry) {
 
 function serviceHref(name) { return "#/service/" + encodeURIComponent(name); }
 
+// A streamed body, part by part as each arrives whole: `onPart` gets the text up to each `separator`.
+async function readParts(response, separator, onPart) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf(separator)) >= 0) {
+      const part = buffer.slice(0, end);
+      buffer = buffer.slice(end + separator.length);
+      onPart(part);
+    }
+  }
+}
+
 // -- the name server banner and the change stream -------------------------------------------------
 
 function showNs(up, message) {
@@ -102,24 +119,14 @@ async function follow() {
       if (error && error.status === 403) { showNs(true); setIdentity(null, error.message); retry = 10000; }
       else showNs(false, error ? error.message : response.statusText);
     } else {
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const chunk = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          let kind = "message", data = "";
-          for (const line of chunk.split("\n")) {
-            if (line.startsWith("event:")) kind = line.slice(6).trim();
-            else if (line.startsWith("data:")) data += line.slice(5).trim();
-          }
-          if (data) onEvent(kind, JSON.parse(data));
+      await readParts(response, "\n\n", (chunk) => {
+        let kind = "message", data = "";
+        for (const line of chunk.split("\n")) {
+          if (line.startsWith("event:")) kind = line.slice(6).trim();
+          else if (line.startsWith("data:")) data += line.slice(5).trim();
         }
-      }
+        if (data) onEvent(kind, JSON.parse(data));
+      });
     }
   } catch (e) {
     if (controller.signal.aborted) return;
@@ -391,23 +398,14 @@ async function callMethod(name, method, text, output) {
   const type = response.headers.get("content-type") || "";
   if (type.startsWith("application/x-ndjson")) {
     output.textContent = "";
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        const line = JSON.parse(buffer.slice(0, end));
-        buffer = buffer.slice(end + 1);
-        if ("item" in line) output.append(el("div", { class: "item", text: line.repr }));
-        else if (line.error) {
-          output.append(el("div", { class: "item error", text: errorText(line.error) }));
-          output.className = "result error";
-        } else if (line.end) output.append(el("div", { class: "muted end", text: "(" + line.count + " items)" }));
-      }
-    }
+    await readParts(response, "\n", (text) => {
+      const line = JSON.parse(text);
+      if ("item" in line) output.append(el("div", { class: "item", text: line.repr }));
+      else if (line.error) {
+        output.append(el("div", { class: "item error", text: errorText(line.error) }));
+        output.className = "result error";
+      } else if (line.end) output.append(el("div", { class: "muted end", text: "(" + line.count + " items)" }));
+    });
     return;
   }
   let body = null;
