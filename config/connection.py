@@ -54,8 +54,9 @@ class BufferedConnection(socketutil.SocketConnection):
 
     # -- reading --------------------------------------------------------------------------------------
 
-    def recv(self, size: int) -> bytes:
-        """Exactly `size` bytes: from the buffer, topped up from the socket as needed."""
+    def recv(self, size: int) -> bytes | bytearray:
+        """Exactly `size` bytes: from the buffer, topped up from the socket as needed (a large message is
+        read straight into its own bytearray, with no copy after the kernel's)."""
         available = len(self._buffer) - self._offset
         if available >= size:
             start = self._offset
@@ -66,15 +67,17 @@ class BufferedConnection(socketutil.SocketConnection):
                 self._buffer.clear()
                 self._offset = 0
             return chunk
+        if size - available > READ_SIZE:
+            data = bytearray(size)
+            with memoryview(self._buffer) as view:
+                data[:available] = view[self._offset:]
+            self._buffer.clear()
+            self._offset = 0
+            self._read_into(memoryview(data)[available:])
+            return data
         if self._offset:
             del self._buffer[:self._offset]
             self._offset = 0
-        missing = size - available
-        if missing > READ_SIZE:  # a large message: read the rest straight into its own buffer
-            data = bytearray(self._buffer)
-            self._buffer.clear()
-            data.extend(self._read_exactly(missing))
-            return bytes(data)
         while len(self._buffer) < size:
             self._buffer += self._read_some()
         with memoryview(self._buffer) as view:
@@ -102,10 +105,8 @@ class BufferedConnection(socketutil.SocketConnection):
             raise errors.ConnectionClosedError("receiving: not enough data")
         return chunk
 
-    def _read_exactly(self, size: int) -> bytearray:
-        data = bytearray(size)
-        view = memoryview(data)
-        got = 0
+    def _read_into(self, view: memoryview) -> None:
+        got, size = 0, len(view)
         while got < size:
             try:
                 count = self.sock.recv_into(view[got:], size - got)
@@ -114,7 +115,6 @@ class BufferedConnection(socketutil.SocketConnection):
             if not count:
                 raise errors.ConnectionClosedError("receiving: not enough data")
             got += count
-        return data
 
     # -- writing --------------------------------------------------------------------------------------
 

@@ -52,6 +52,11 @@ class Instance:
                 "owner": self.owner if show_owner else ""}
 
 
+COALESCE = 0.05
+"""Seconds a waiting watcher, woken by a change, waits for more before it is answered: a burst of
+registrations reaches each watcher in a few answers, not one answer (and one request) per change."""
+
+
 @dataclass
 class ChangeLog:
     """Numbered changes, the newest `keep` of them, with a condition to wait on for new ones."""
@@ -80,6 +85,7 @@ class ChangeLog:
     def since(self, seq: int, timeout: float, prefix: str = "") -> dict[str, Any]:
         """Changes after `seq`, waiting up to `timeout` s for one; `reset` if `seq` is too old to answer."""
         deadline = time.monotonic() + max(0.0, min(timeout, 60.0))
+        waited = False
         with self.cond:
             if seq < 0:  # a new watcher: where the log stands now, nothing older
                 return {"seq": self.seq, "reset": False, "events": []}
@@ -90,9 +96,16 @@ class ChangeLog:
                     if self.events else ()
                 found = [e for e in newer if e["name"].startswith(prefix)]  # the log is in seq order
                 remaining = deadline - time.monotonic()
+                if found and waited and not self.closed:  # woken by a change: let its burst arrive too
+                    waited = False
+                    until = time.monotonic() + min(COALESCE, max(remaining, 0.0))
+                    while not self.closed and time.monotonic() < until:
+                        self.cond.wait(until - time.monotonic())
+                    continue
                 if found or remaining <= 0 or seq > self.seq or self.closed:
                     return {"seq": self.seq, "reset": seq > self.seq, "events": found}
                 seq = self.seq  # nothing for this prefix yet: wait for later changes only
+                waited = True
                 self.cond.wait(remaining)
 
 
