@@ -18,12 +18,20 @@ import errno
 import socket
 import ssl
 import struct
+import threading
 from typing import Any
 
 from Pyro5 import errors, socketutil
 
-READ_SIZE = 64 * 1024
-"""Bytes asked of the socket at once: a small message and whatever follows it arrive in one `recv`."""
+READ_SIZE = 256 * 1024
+"""Bytes asked of the socket at once: a small message and whatever follows it arrive in one `recv`, and
+a message of up to this size in one or two. They land in a scratch buffer kept per thread."""
+
+DIRECT_SIZE = 32 * 1024
+"""Bytes still to come past which a message is read straight into a buffer of its own (the kernel's copy
+is then the only one) instead of through the scratch buffer."""
+
+_scratch = threading.local()
 
 _TIMED_OUT = (errno.EAGAIN, errno.EWOULDBLOCK)
 
@@ -67,7 +75,7 @@ class BufferedConnection(socketutil.SocketConnection):
                 self._buffer.clear()
                 self._offset = 0
             return chunk
-        if size - available > READ_SIZE:
+        if size - available > DIRECT_SIZE:
             data = bytearray(size)
             with memoryview(self._buffer) as view:
                 data[:available] = view[self._offset:]
@@ -79,7 +87,7 @@ class BufferedConnection(socketutil.SocketConnection):
             del self._buffer[:self._offset]
             self._offset = 0
         while len(self._buffer) < size:
-            self._buffer += self._read_some()
+            self._fill()
         with memoryview(self._buffer) as view:
             chunk = bytes(view[:size])
         if len(self._buffer) == size:
@@ -96,14 +104,19 @@ class BufferedConnection(socketutil.SocketConnection):
         ssl_pending = getattr(self.sock, "pending", None)
         return ssl_pending() if ssl_pending is not None else 0
 
-    def _read_some(self) -> bytes:
+    def _fill(self) -> None:
+        """Append whatever the socket has now (waiting for at least a byte) to the buffer."""
+        scratch = getattr(_scratch, "buffer", None)
+        if scratch is None:
+            scratch = _scratch.buffer = bytearray(READ_SIZE)
         try:
-            chunk = self.sock.recv(READ_SIZE)
+            count = self.sock.recv_into(scratch)
         except OSError as exc:
             raise _failure(exc, "receiving") from None
-        if not chunk:
+        if not count:
             raise errors.ConnectionClosedError("receiving: not enough data")
-        return chunk
+        with memoryview(scratch) as view:
+            self._buffer += view[:count]
 
     def _read_into(self, view: memoryview) -> None:
         got, size = 0, len(view)
