@@ -53,8 +53,10 @@ class Instance:
 
 
 COALESCE = 0.05
-"""Seconds a waiting watcher, woken by a change, waits for more before it is answered: a burst of
-registrations reaches each watcher in a few answers, not one answer (and one request) per change."""
+"""Seconds a change waits before it is sent to a watcher, with those that follow it meanwhile: a burst of
+registrations reaches each watcher in one answer per COALESCE (or per MAX_ANSWER changes), not one
+answer (and one request) per change."""
+MAX_ANSWER = 1000
 
 
 @dataclass
@@ -64,14 +66,21 @@ class ChangeLog:
     keep: int = 10_000
     seq: int = 0
     events: collections.deque = field(default_factory=collections.deque)
-    cond: threading.Condition = field(default_factory=threading.Condition)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
+    cond: threading.Condition = field(init=False)
+    gathering: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cond = threading.Condition(self.lock)       # watchers waiting for a first change
+        self.gathering = threading.Condition(self.lock)  # watchers letting a burst arrive: only close() wakes them
 
     def close(self) -> None:
         """Answer every waiting watcher now and never wait again (the name server is stopping)."""
         with self.cond:
             self.closed = True
             self.cond.notify_all()
+            self.gathering.notify_all()
 
     def append(self, kind: str, name: str, uri: str, status: str) -> None:
         with self.cond:
@@ -85,7 +94,6 @@ class ChangeLog:
     def since(self, seq: int, timeout: float, prefix: str = "") -> dict[str, Any]:
         """Changes after `seq`, waiting up to `timeout` s for one; `reset` if `seq` is too old to answer."""
         deadline = time.monotonic() + max(0.0, min(timeout, 60.0))
-        waited = False
         with self.cond:
             if seq < 0:  # a new watcher: where the log stands now, nothing older
                 return {"seq": self.seq, "reset": False, "events": []}
@@ -96,16 +104,13 @@ class ChangeLog:
                     if self.events else ()
                 found = [e for e in newer if e["name"].startswith(prefix)]  # the log is in seq order
                 remaining = deadline - time.monotonic()
-                if found and waited and not self.closed:  # woken by a change: let its burst arrive too
-                    waited = False
-                    until = time.monotonic() + min(COALESCE, max(remaining, 0.0))
-                    while not self.closed and time.monotonic() < until:
-                        self.cond.wait(until - time.monotonic())
+                young = found[0]["time"] + COALESCE - time.time() if found else 0.0
+                if young > 0 and remaining > 0 and len(found) < MAX_ANSWER and not self.closed:
+                    self.gathering.wait(min(young, remaining))  # let the burst this change began arrive too
                     continue
                 if found or remaining <= 0 or seq > self.seq or self.closed:
                     return {"seq": self.seq, "reset": seq > self.seq, "events": found}
                 seq = self.seq  # nothing for this prefix yet: wait for later changes only
-                waited = True
                 self.cond.wait(remaining)
 
 
