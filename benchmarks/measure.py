@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -68,3 +71,27 @@ def rotate(items: Sequence[T], by: int) -> list[T]:
         return []
     shift = by % len(items)
     return [*items[shift:], *items[:shift]]
+
+
+def in_fresh_child(work: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """Run `work` in a forked child and return what it returned: a process with none of this one's
+    threads (a client library's background threads stay behind), for rows about a server alone."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        code = 0
+        try:
+            os.write(write, json.dumps(work()).encode())
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status or not data:
+        raise RuntimeError(f"the child measuring {work.__name__} failed (status {status})")
+    return json.loads(data)

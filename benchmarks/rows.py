@@ -16,7 +16,7 @@ from typing import Any
 
 from .callers import Caller, Endpoints
 from .catalog import Counts
-from .measure import latencies, percentile, rate, rotate, seconds, wait_until
+from .measure import in_fresh_child, latencies, percentile, rate, rotate, seconds, wait_until
 
 SMALL = "hello world"
 PAYLOAD = 100_000
@@ -113,7 +113,12 @@ def at_once(w: Warm) -> Values:
 
 def name_server(w: Warm) -> Values:
     """The same plain Pyro5 client against the system's name server: `names` registrations, then as many
-    lookups, one after another (each name new; the names are removed afterwards)."""
+    lookups, one after another (each name new; the names are removed afterwards). It runs in a forked
+    child, so that the client process is the same for every system (no client library's threads)."""
+    return in_fresh_child(lambda: _name_server(w))
+
+
+def _name_server(w: Warm) -> dict[str, float]:
     import Pyro5.api
 
     ns = Pyro5.api.Proxy(f"PYRO:Pyro.NameServer@{w.ep.ns}")

@@ -1,5 +1,8 @@
 """The client subcommands of `lonja`: show, call and ping here; ls, watch, register, remove, meta in `browse`.
 
+`lonja call NAME.ATTRIBUTE` prints an exposed attribute's value; `lonja show` marks each attribute
+read/write or read-only (Pyro5's own tools have neither).
+
 Each is one short-lived process, so each connects once, asks what it needs, and starts no thread: the
 proxies are made with `follow_changes=False`. `register` only builds the parser; the client machinery
 (Pyro5 proxies, the resolver) is imported by the command that runs.
@@ -24,7 +27,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     """Add this package's subcommands to the `lonja` parser."""
     browse.register(commands, common)
     show = commands.add_parser("show", parents=[common], help="show a service's methods and attributes",
-                               description="Show methods with signatures and first doc line, attributes, "
+                               description="Show methods with signatures and first doc line, attributes (read/write or "
+                                           "read-only), "
                                            "oneway flags.")
     show.add_argument("name", help="a registered name, e.g. echo")
     show.add_argument("--json", action="store_true", help="print JSON")
@@ -34,7 +38,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                                description="Call NAME.METHOD. Each ARG or VALUE is a Python literal if it "
                                            "parses as one, else JSON if it parses as that (true, null), "
                                            "otherwise a string.")
-    call.add_argument("target", metavar="NAME.METHOD", help="e.g. echo.echo (split at the last dot)")
+    call.add_argument("target", metavar="NAME.METHOD", help="e.g. echo.echo (split at the last dot); NAME.ATTRIBUTE "
+                                                          "prints an attribute's value")
     call.add_argument("args", nargs="*", metavar="ARG|KEY=VALUE", help="positional and keyword arguments")
     call.add_argument("--json", action="store_true", help="print the result as JSON")
     call.add_argument("--timeout", type=float, metavar="S",
@@ -75,7 +80,8 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
         print("attributes:")
     for name, attribute in info["attributes"].items():
         mode = {True: "  [read/write]", False: "  [read-only]"}.get(attribute["writable"], "")
-        print(f"  {name}{mode}" + (f"\n      {attribute['doc']}" if attribute["doc"] else ""))
+        kind = f": {attribute['type']}" if attribute.get("type") else ""
+        print(f"  {name}{kind}{mode}" + (f"\n      {attribute['doc']}" if attribute["doc"] else ""))
     return 0
 
 
@@ -86,10 +92,16 @@ def run_call(args: argparse.Namespace, settings: Settings) -> int:
     positional, keywords = parse_call_arguments(args.args)
     if args.timeout is not None and args.timeout < 0:
         raise UsageError(f"--timeout must be seconds (0 = no limit), got {args.timeout}")
-    from .proxy import connect
+    from .proxy import connect, describe
     from .stream import RemoteStream
 
     with connect(name, settings=settings, timeout=args.timeout, follow_changes=False) as proxy:
+        if method in describe(proxy, signatures=False)["attributes"]:  # what connecting brought: no request
+            if positional or keywords:
+                raise UsageError(f"{name}.{method} is an attribute: `lonja call {name}.{method}` prints its value "
+                                 f"and takes no arguments")
+            _print_result(getattr(proxy, method), args.json)
+            return 0
         result, oneway = call_method(proxy, name, method, positional, keywords, f" (see `lonja show {name}`)")
         if isinstance(result, RemoteStream):
             for item in result:

@@ -6,13 +6,22 @@ from __future__ import annotations
 from lonja.config.errors import DENIED, UNREACHABLE, LonjaError, NameTaken, UsageError
 from lonja.config.wire import RemoteError, remote_error_from
 
-__all__ = ["AccessDenied", "CallTimeout", "LonjaError", "MessageTooLarge", "NameNotFound", "NameServerUnreachable",
-           "NameTaken", "OutcomeUnknown", "RemoteError", "SerializationError", "ServiceUnreachable", "UsageError",
-           "remote_error_from"]
+__all__ = ["AccessDenied", "ArgumentMismatch", "CallTimeout", "InterfaceMismatch", "LonjaError", "MessageTooLarge",
+           "NameNotFound", "NameServerUnreachable", "NameTaken", "NoServingInstance", "OutcomeUnknown", "RemoteError",
+           "SerializationError", "ServiceUnreachable", "UsageError", "remote_error_from"]
 
 
 class MessageTooLarge(UsageError):
     """A request (or its answer) is over a size limit: "message too large (N > M)"."""
+
+
+class ArgumentMismatch(UsageError, TypeError):
+    """A call's arguments do not fit the remote method's signature (known from `describe`); raised before
+    the call is sent. Also a TypeError, as the same mistake in a local call would be."""
+
+
+class InterfaceMismatch(UsageError):
+    """`connect(name, interface=...)`: the service lacks methods or attributes the interface declares."""
 
 
 class SerializationError(UsageError):
@@ -42,6 +51,11 @@ class ServiceUnreachable(LonjaError):
     """The service registered under a name does not answer (it stopped or was killed)."""
 
     exit_code = UNREACHABLE
+
+
+class NoServingInstance(ServiceUnreachable, NameNotFound):
+    """The name is registered but none of its instances serves (their hosts stopped, died or are cut off):
+    the service does not answer, and there is nothing to call under the name."""
 
 
 class OutcomeUnknown(ServiceUnreachable):

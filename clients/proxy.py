@@ -22,6 +22,7 @@ restarted on a new port is found again through the name server. Calls have a dea
 
 from __future__ import annotations
 
+import inspect
 import random
 import select
 import threading
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import Pyro5.errors
 from Pyro5 import protocol
@@ -60,6 +61,7 @@ from .errors import (
     MessageTooLarge,
     NameServerUnreachable,
     OutcomeUnknown,
+    RemoteError,
     SerializationError,
     ServiceUnreachable,
     UsageError,
@@ -67,6 +69,7 @@ from .errors import (
 )
 from .executor import shared_executor
 from .health import shared_health
+from .introspection import Introspection, RemoteDoc, check_interface
 from .naming import tls_failure, tls_message
 from .resolver import Resolver
 from .stream import RemoteStream
@@ -499,14 +502,28 @@ class ServiceProxy:
     Every public attribute is the service's: `proxy.NAME` is its remote method or attribute NAME, even
     `ping` or `close`. lonja's own operations take the proxy as an argument: `describe(proxy)`,
     `ping(proxy)`, `uri(proxy)`, `instances(proxy)`, `batch(proxy)`, `close(proxy)`.
+
+    On an instance, `__doc__` (and so `help(proxy)`, IPython's `proxy?`) is the service's description:
+    its class's docstring, its methods with signatures and first doc lines, its attributes (see
+    `introspection`). A remote method, once looked up, is kept on the proxy, so later calls of it skip the
+    lookup.
     """
+
+    __doc__ = RemoteDoc(__doc__, lambda proxy: proxy._remote_doc())
 
     def __init__(self, target: str, *, ns: str | None = None, timeout: float | None = None,
                  retries: int | None = None, serializer: str | None = None, settings: Settings | None = None,
-                 follow_changes: bool = True) -> None:
+                 follow_changes: bool = True, interface: type | None = None) -> None:
         client = ServiceClient(target, ns=ns, timeout=timeout, retries=retries, serializer=serializer,
                                settings=settings, follow_changes=follow_changes)
         object.__setattr__(self, "_client", client)
+        object.__setattr__(self, "_introspection", Introspection(client, self._forget_methods))
+        if interface is not None:
+            try:
+                self._check_interface(interface)
+            except BaseException:
+                client.close()
+                raise
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -515,8 +532,10 @@ class ServiceProxy:
         meta = client.metadata()
         if name in meta.attrs:
             return client.call("__getattr__", (name,), {})
-        if name in meta.methods:
-            return RemoteMethod(client, name, client.options)
+        if name in meta.methods or self._introspection.has_method(name):
+            method = RemoteMethod(client, name, client.options, self._introspection)
+            vars(self)[name] = method
+            return method
         raise AttributeError(f"{client.target} has no remote method or attribute {name!r}; "
                              f"it has: {', '.join(sorted(meta.methods | meta.attrs))}")
 
@@ -528,7 +547,11 @@ class ServiceProxy:
 
     def __dir__(self) -> list[str]:
         meta = self._client.metadata()
-        return sorted(set(object.__dir__(self)) | meta.methods | meta.attrs)
+        described = self._introspection.known()
+        names = set(meta.methods | meta.attrs)
+        if described is not None:
+            names |= set(described["methods"]) | set(described["attributes"])
+        return sorted(set(object.__dir__(self)) | names)
 
     def __repr__(self) -> str:
         client = self._client
@@ -540,21 +563,66 @@ class ServiceProxy:
     def __exit__(self, *exc_info: Any) -> None:
         self._client.close()
 
+    def _remote_doc(self) -> str:
+        return self._introspection.service_doc()
+
+    def _check_interface(self, interface: type) -> None:
+        """InterfaceMismatch unless the service has what `interface` declares (its description is kept)."""
+        description = self._introspection.description()
+        meta = self._client.metadata()
+        check_interface(interface, self._client.target, meta.methods | frozenset(description["methods"]),
+                        meta.attrs | frozenset(description["attributes"]))
+
+    def _forget_methods(self) -> None:
+        """Drop the remote methods kept on the proxy (the service's description changed)."""
+        for name, value in list(vars(self).items()):
+            if isinstance(value, RemoteMethod):
+                vars(self).pop(name, None)
+
 
 class RemoteMethod:
-    """A remote method: call it, or use `.oneway`, `.future`, `.aio` or `.options(...)`."""
+    """A remote method: call it, or use `.oneway`, `.future`, `.aio` or `.options(...)`.
 
-    def __init__(self, client: ServiceClient, name: str, options: CallOptions) -> None:
+    On an instance, `__doc__` is the remote method's docstring and `__signature__` its signature (for
+    `help()`, `inspect.signature` and IPython). Once its signature is known, arguments that do not fit it
+    raise ArgumentMismatch (also a TypeError) before anything is sent; before that, a call the service
+    answers with a TypeError is checked against the signature, fetched then.
+    """
+
+    __doc__ = RemoteDoc(__doc__, lambda method: method._remote_doc())
+    __slots__ = ("__name__", "__qualname__", "_check", "_client", "_flags", "_introspection", "_name", "_options")
+
+    def __init__(self, client: ServiceClient, name: str, options: CallOptions,
+                 introspection: Introspection | None = None) -> None:
         self._client = client
         self._name = name
         self._options = options
+        self._introspection = introspection
+        self._check = None if introspection is None else introspection.checker(name)
+        meta = client.known_metadata
+        self._flags = None if meta is None else protocol.FLAGS_ONEWAY if name in meta.oneway else 0
+        self.__name__ = name
+        self.__qualname__ = f"{client.target}.{name}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        flags = protocol.FLAGS_ONEWAY if self._name in self._client.metadata().oneway else 0
-        return self._client.call(self._name, args, kwargs, self._options, flags)
+        if self._check is not None:
+            self._checked(args, kwargs)
+        flags = self._flags
+        if flags is None:
+            flags = protocol.FLAGS_ONEWAY if self._name in self._client.metadata().oneway else 0
+        try:
+            return self._client.call(self._name, args, kwargs, self._options, flags)
+        except RemoteError as error:
+            if error.remote_cause is not None:
+                error.__cause__ = error.remote_cause
+            if isinstance(error, TypeError):
+                self._explain(error, args, kwargs)
+            raise
 
     def oneway(self, *args: Any, **kwargs: Any) -> None:
         """Send the call and return at once; the service logs and counts its errors."""
+        if self._check is not None:
+            self._checked(args, kwargs)
         self._client.call(self._name, args, kwargs, self._options, protocol.FLAGS_ONEWAY)
 
     def future(self, *args: Any, **kwargs: Any) -> Future:
@@ -562,6 +630,8 @@ class RemoteMethod:
 
         Many futures issued together share batch requests (see `dispatch`); each call runs once.
         """
+        if self._check is not None:
+            self._checked(args, kwargs)
         flags = protocol.FLAGS_ONEWAY if self._name in self._client.metadata().oneway else 0
         return self._client.dispatcher().submit(self._name, args, kwargs, self._options, flags)
 
@@ -569,6 +639,8 @@ class RemoteMethod:
         """Await the call without blocking the event loop."""
         import asyncio  # loaded by the programs that await calls only
 
+        if self._check is not None:
+            self._checked(args, kwargs)
         if self._client.known_metadata is None:  # the first contact blocks: not on the event loop's thread
             await asyncio.get_running_loop().run_in_executor(shared_executor(self._client.workers),
                                                              self._client.metadata)
@@ -586,15 +658,78 @@ class RemoteMethod:
             changes["timeout"] = no_limit_as_none(timeout)
         if retries is not None:
             changes["retries"] = retries
-        return RemoteMethod(self._client, self._name, replace(self._options, **changes))
+        return RemoteMethod(self._client, self._name, replace(self._options, **changes), self._introspection)
+
+    @property
+    def __signature__(self) -> inspect.Signature | None:
+        """The remote method's signature (None if its host does not say: a plain Pyro5 object)."""
+        if self._introspection is None:
+            return None
+        try:
+            return self._introspection.signature(self._name)
+        except LonjaError:
+            return None
 
     def __repr__(self) -> str:
-        return f"<remote method {self._client.target}.{self._name}>"
+        described = self._introspection.known() if self._introspection is not None else None
+        info = described["methods"].get(self._name) if described is not None else None
+        signature = info["signature"] if info is not None else ""
+        return f"<remote method {self._client.target}.{self._name}{signature}>"
+
+    def _remote_doc(self) -> str:
+        if self._introspection is None:
+            return f"{self._client.target}.{self._name}: a remote method"
+        return self._introspection.method_doc(self._name)
+
+    def _explain(self, error: RemoteError, args: tuple, kwargs: dict[str, Any]) -> None:
+        """After the service answered a call with a TypeError: raise ArgumentMismatch (with the signature,
+        fetched now if it was not known) if the arguments do not fit it; later calls are checked before
+        they are sent."""
+        if self._introspection is None:
+            return
+        try:
+            self._introspection.description()
+        except LonjaError:
+            return
+        checker = self._introspection.checker(self._name)
+        if checker is None:
+            return
+        try:
+            checker(*args, **kwargs)
+        except TypeError as exc:
+            mismatch = self._introspection.rejected(self._name, exc, args, kwargs)
+            if mismatch is not None:
+                raise mismatch from error
+
+    def _checked(self, args: tuple, kwargs: dict[str, Any]) -> None:
+        """Raise ArgumentMismatch if the arguments do not fit the method's known signature."""
+        assert self._check is not None and self._introspection is not None
+        try:
+            self._check(*args, **kwargs)
+        except TypeError as exc:
+            error = self._introspection.rejected(self._name, exc, args, kwargs)
+            if error is not None:
+                raise error from None
 
 
-def connect(target: str, *, ns: str | None = None, timeout: float | None = None, retries: int | None = None,
-            serializer: str | None = None, settings: Settings | None = None,
-            follow_changes: bool = True) -> ServiceProxy:
+T = TypeVar("T")
+
+
+@overload
+def connect(target: str, *, interface: None = None, ns: str | None = None, timeout: float | None = None,
+            retries: int | None = None, serializer: str | None = None, settings: Settings | None = None,
+            follow_changes: bool = True) -> ServiceProxy: ...
+
+
+@overload
+def connect(target: str, *, interface: Callable[..., T], ns: str | None = None, timeout: float | None = None,
+            retries: int | None = None, serializer: str | None = None, settings: Settings | None = None,
+            follow_changes: bool = True) -> T: ...
+
+
+def connect(target: str, *, interface: Callable[..., T] | None = None, ns: str | None = None,
+            timeout: float | None = None, retries: int | None = None, serializer: str | None = None,
+            settings: Settings | None = None, follow_changes: bool = True) -> ServiceProxy | T:
     """A proxy for the service registered as `target` (or a PYRO:/PYRONAME: URI).
 
     `ns` is the name server as "host:port" (default: settings, LONJA_NS, else 127.0.0.1:9090);
@@ -602,6 +737,11 @@ def connect(target: str, *, ns: str | None = None, timeout: float | None = None,
     limit); `retries` how often a call that failed before it was sent is tried again (default:
     client.retries); `serializer` one of msgpack, serpent, json, marshal. Nothing is contacted until the
     first call.
+
+    `interface` (a typing.Protocol, or any class) types the proxy for type checkers and IDEs (it is typed
+    as a callable returning T, since type checkers refuse a Protocol where `type[T]` is expected), and is
+    checked now: the service is contacted, and InterfaceMismatch names what it lacks. Its description
+    (signatures, docs) is fetched too, so calls are checked against the signatures from the first one.
 
     `settings` default to this process's: those the `lonja` command installed, else the defaults, lonja.toml
     and LONJA_* variables as read once, on the first connect() (pass `load_settings()` for a fresh read).
@@ -611,8 +751,11 @@ def connect(target: str, *, ns: str | None = None, timeout: float | None = None,
     """
     if not isinstance(target, str) or not target.strip():
         raise ValueError("connect() needs a service name or URI, e.g. connect('echo')")
-    return ServiceProxy(target.strip(), ns=ns, timeout=timeout, retries=retries, serializer=serializer,
-                        settings=settings, follow_changes=follow_changes)
+    if interface is not None and not isinstance(interface, type):
+        raise UsageError(f"interface must be a class (a typing.Protocol), got {interface!r}")
+    proxy = ServiceProxy(target.strip(), ns=ns, timeout=timeout, retries=retries, serializer=serializer,
+                         settings=settings, follow_changes=follow_changes, interface=interface)
+    return proxy if interface is None else cast(T, proxy)
 
 
 # -- lonja's own operations on a proxy ----------------------------------------------------------------

@@ -1,7 +1,7 @@
 """lonja's variants of Pyro5's msgpack and marshal serializers, registered under their own ids.
 
 - Pyro5 unpacks msgpack with `strict_map_key=True`, so a dict with int keys (`{1: "a"}`) fails on the
-  receiving side. lonja's unpacks with `strict_map_key=False`.
+  receiving side. lonja's unpacks with `strict_map_key=False`, straight from the received buffer.
 - `marshal.loads` allocates whatever a payload declares: a 58-byte message declaring a list of 2**31
   items holds the GIL for seconds. lonja's marshal checks every payload first (`check_marshal`): no
   container may declare more items than bytes remain, nesting is bounded, and code objects are refused.
@@ -102,8 +102,8 @@ def _lonja_serializers() -> dict[str, Any]:
         import msgpack
 
         class LonjaMsgpackSerializer(serializers.MsgpackSerializer):
-            def loads(self, data: Any) -> Any:
-                return msgpack.unpackb(self._convertToBytes(data), raw=False, strict_map_key=False,
+            def loads(self, data: Any) -> Any:  # any buffer: a large message is not copied into bytes first
+                return msgpack.unpackb(data, raw=False, strict_map_key=False,
                                        object_hook=self.object_hook, ext_hook=self.ext_hook)
 
             def loadsCall(self, data: Any) -> Any:

@@ -18,11 +18,15 @@ Pyro5 client can rebuild:
 - a builtin, sqlite3 or Pyro5 exception goes as it is;
 - a subclass of a Pyro5 error (such as the name server's `NameAlreadyServed`, a `NamingError`) goes as that
   Pyro5 error with all its attributes: plain clients get a NamingError carrying `served_uri`;
-- any other class (a service's own) goes as its nearest builtin parent with two attributes: the real
-  type's name (`REMOTE_TYPE`) and the remote traceback (`TRACEBACK`).
-A lonja client turns what arrives into a `RemoteError` (`remote_error_from`); one that arrives as a
-builtin becomes a class that is both RemoteError and that builtin, so `except ValueError` works as it
-would for a local call.
+- any other class (a service's own) goes as its nearest builtin parent, built from its message alone, with
+  attributes of lonja's: the real type's name (`REMOTE_TYPE`), the remote traceback (`TRACEBACK`), its own
+  args and public attributes where they are plain data (`ARGS`, `ATTRIBUTES`).
+Every exception that was raised also carries where (`WHERE`: file, line, function of the innermost frame)
+and its `__cause__` chain as plain data (`CAUSE`). A plain Pyro5 client sets these as attributes it ignores.
+A lonja client turns what arrives into a `RemoteError` (`remote_error_from`): one that arrived as a builtin
+becomes a class that is both RemoteError and that builtin, so `except ValueError` works as it would for a
+local call; a service's class that the client has imported becomes a class that is both RemoteError and
+that class, with its args and attributes; any other is a RemoteError subclass named after the remote type.
 
 **How long a method takes.** A lonja host runs each call and keeps a running average of its seconds per
 method; a reply to a call of a method that averages over `SLOW_CALL` carries the annotation `SLOW` (for a
@@ -40,7 +44,10 @@ from __future__ import annotations
 import builtins
 import enum
 import logging
+import os
 import struct
+import sys
+import traceback
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -188,24 +195,72 @@ REMOTE_TYPE = "lonja_remote_type"
 """The attribute that carries a service exception's real type name ("package.module.Class")."""
 TRACEBACK = "_pyroTraceback"
 """Pyro5's attribute for the remote traceback (a list of lines)."""
+ARGS = "lonja_args"
+"""The attribute that carries a service exception's own `args` when they are plain data (the exception
+travels as a builtin built from its message alone, so that plain Pyro5 clients can rebuild it)."""
+ATTRIBUTES = "lonja_attributes"
+"""The attribute that carries a service exception's public attributes that are plain data."""
+WHERE = "lonja_where"
+"""The attribute that carries where an exception was raised: [file, line, function] of its innermost frame."""
+CAUSE = "lonja_cause"
+"""The attribute that carries an exception's `__cause__` as plain data: a dict with its type, nearest
+builtin base, message, args, attributes, where, traceback lines and its own cause."""
+MAX_CAUSES = 8
+"""How many links of a `__cause__` chain travel."""
+_PLAIN_DEPTH = 16
 
 
 class RemoteError(LonjaError):
-    """The remote method raised. Carries the remote type name, message and traceback."""
+    """The remote method raised. Carries the remote type name, message and traceback, where it was raised
+    (`remote_location`: file, line and function of the innermost remote frame, None if the service did not
+    say) and the remote `__cause__` chain (`remote_cause`; also `__cause__` of the errors of calls, futures
+    and batches)."""
 
     exit_code = REMOTE_ERROR
     label = "remote error"
     results: list[Any]
     """Only on the error a batch raises (`Batch.results()`): the results of the calls before the failed one."""
+    remote_location: tuple[str, int, str] | None = None
+    remote_cause: BaseException | None = None
 
-    def __init__(self, remote_type: str, message: str, remote_traceback: str = "") -> None:
+    def __init__(self, remote_type: str, message: str, remote_traceback: str = "",
+                 remote_location: tuple[str, int, str] | None = None) -> None:
         super().__init__(f"{remote_type}: {message}" if message else remote_type)
         self.remote_type = remote_type
         self.message = message
         self.remote_traceback = remote_traceback
+        self.remote_location = remote_location
 
     def one_line(self) -> str:
-        return f"{self.remote_type}: {self.message}" if self.message else self.remote_type
+        text = f"{self.remote_type}: {self.message}" if self.message else self.remote_type
+        where = self.remote_where()
+        return f"{text} ({where})" if where else text
+
+    def remote_where(self) -> str:
+        """"FILE line N, in FUNCTION" (the file's base name) for the innermost remote frame; "" if unknown."""
+        if self.remote_location is None:
+            return ""
+        file, line, function = self.remote_location
+        return f"{os.path.basename(file)} line {line}, in {function}"
+
+    def remote_summary(self, traceback_hint: str = "sys.last_value.remote_traceback") -> list[str]:
+        """The error in a few lines, as an interactive session shows it: type and message, where the
+        service raised it, each cause, and where the full remote traceback is (`traceback_hint`)."""
+        lines = [f"{self.remote_type}: {self.message}" if self.message else self.remote_type]
+        if self.remote_where():
+            lines.append(f"  raised remotely at {self.remote_where()}")
+        cause = self.remote_cause
+        while isinstance(cause, RemoteError):
+            lines.append(f"  caused by {cause.remote_type}: {cause.message}" +
+                         (f" ({cause.remote_where()})" if cause.remote_where() else ""))
+            cause = cause.remote_cause
+        if self.remote_traceback:
+            lines.append(f"  the remote traceback: print({traceback_hint})")
+        return lines
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's and Jupyter's hook: they show `remote_summary()` instead of lonja's own client frames."""
+        return self.remote_summary()
 
 
 # -- the server's side ---------------------------------------------------------------------------------
@@ -214,12 +269,13 @@ def exception_to_dict(exc: BaseException) -> dict[str, Any]:
     """Pyro5's dict form of `exc`, as the nearest class a plain Pyro5 client can rebuild (see above)."""
     kind = type(exc)
     if _rebuildable(kind):
-        return _as(kind, exc.args, vars(exc))
+        return _as(kind, exc.args, {**vars(exc), **_context_of(exc)})
     for parent in kind.__mro__[1:]:
         if issubclass(parent, Pyro5.errors.PyroError) and _rebuildable(parent):
             return _as(parent, exc.args, vars(exc))
     message = str(exc)
-    attributes = {TRACEBACK: getattr(exc, TRACEBACK, None), REMOTE_TYPE: f"{kind.__module__}.{kind.__qualname__}"}
+    attributes = {TRACEBACK: getattr(exc, TRACEBACK, None), REMOTE_TYPE: f"{kind.__module__}.{kind.__qualname__}",
+                  **_own_data(exc, ARGS, ATTRIBUTES), **_context_of(exc)}
     return _as(_nearest_builtin(kind, message), (message,), attributes)
 
 
@@ -259,27 +315,214 @@ def _as(kind: type, args: tuple, attributes: dict[str, Any]) -> dict[str, Any]:
             "attributes": attributes}
 
 
+def _type_name(kind: type) -> str:
+    """A remote type's name as clients see it: "ValueError" for a builtin, else "module.Qualname"."""
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """True if `value` is data every serializer carries the same: None, bool, int, float, str, and lists,
+    tuples and str-keyed dicts of them."""
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str):
+        return True
+    if depth >= _PLAIN_DEPTH:
+        return False
+    if kind in (list, tuple):
+        return all(_plain(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _plain(item, depth + 1) for key, item in value.items())
+    return False
+
+
+def _own_data(exc: BaseException, args_key: str, attributes_key: str) -> dict[str, Any]:
+    """An exception's args (if plain data) and its public attributes that are plain data."""
+    data: dict[str, Any] = {}
+    if exc.args and _plain(exc.args):
+        data[args_key] = list(exc.args)
+    attributes = {name: value for name, value in vars(exc).items() if not name.startswith("_") and _plain(value)}
+    if attributes:
+        data[attributes_key] = attributes
+    return data
+
+
+def _context_of(exc: BaseException) -> dict[str, Any]:
+    """Where `exc` was raised and its `__cause__` chain, as attributes (empty for one never raised)."""
+    data: dict[str, Any] = {}
+    where = _where(exc)
+    if where is not None:
+        data[WHERE] = where
+    cause = _cause_data(exc.__cause__, 1)
+    if cause is not None:
+        data[CAUSE] = cause
+    return data
+
+
+def _where(exc: BaseException) -> list[Any] | None:
+    """[file, line, function] of the innermost frame of `exc`'s traceback, or None if it has none."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return [code.co_filename, tb.tb_lineno, code.co_name]
+
+
+def _cause_data(cause: BaseException | None, depth: int) -> dict[str, Any] | None:
+    """`cause` (and its own cause, up to MAX_CAUSES links) as plain data (see CAUSE)."""
+    if cause is None or depth > MAX_CAUSES:
+        return None
+    kind = type(cause)
+    message = str(cause)
+    base = kind if kind.__module__ == "builtins" and _rebuildable(kind) else _nearest_builtin(kind, message)
+    data: dict[str, Any] = {"type": _type_name(kind), "base": base.__name__, "message": message,
+                            "traceback": traceback.format_exception(kind, cause, cause.__traceback__, chain=False),
+                            **_own_data(cause, "args", "attributes")}
+    where = _where(cause)
+    if where is not None:
+        data["where"] = where
+    deeper = _cause_data(cause.__cause__, depth + 1)
+    if deeper is not None:
+        data["cause"] = deeper
+    return data
+
+
 # -- the client's side ---------------------------------------------------------------------------------
 
 _remote_builtin_types: dict[type, type] = {}
+_remote_types: dict[tuple[str, type], type[RemoteError]] = {}
+_MAX_REMOTE_TYPES = 512  # classes made for remote types, kept for reuse; past this, made afresh each time
 
 
 def remote_error_from(exc: BaseException) -> RemoteError:
     """Turn an exception that came back from a service into a RemoteError.
 
-    One that arrived as a builtin exception (ValueError, KeyError, ...) becomes a subclass of both
-    RemoteError and that builtin, so `except ValueError` works as it would for a local call.
+    - A builtin exception (ValueError, KeyError, ...) becomes a subclass of both RemoteError and that
+      builtin, so `except ValueError` works as it would for a local call.
+    - A service's own class that this process has imported (its module is in `sys.modules`) becomes a
+      subclass of both RemoteError and that class, with the exception's args and plain-data attributes:
+      `except OutOfStock` works and `error.sku` is there. lonja's own errors and classes of `__main__`
+      are not looked up (a remote `ServiceUnreachable` must not read as a local one).
+    - Any other class becomes a RemoteError subclass named after the remote type (and derived from the
+      builtin it arrived as, if that is not plain Exception).
+    The innermost remote frame is `remote_location`; the `__cause__` chain is `remote_cause` and `__cause__`.
     """
     kind = type(exc)
-    remote_type = getattr(exc, REMOTE_TYPE, None) or (
-        kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}")
-    traceback = "".join(getattr(exc, TRACEBACK, None) or [])
-    error_class = _remote_class_for(kind)
-    error = error_class.__new__(error_class)
-    RemoteError.__init__(error, remote_type, str(exc), traceback)
-    if error_class is not RemoteError:
-        error.args = exc.args
+    args = getattr(exc, ARGS, None)
+    error = _rebuild(getattr(exc, REMOTE_TYPE, None) or _type_name(kind), kind,
+                     tuple(args) if isinstance(args, (list, tuple)) else exc.args, str(exc),
+                     "".join(getattr(exc, TRACEBACK, None) or []), getattr(exc, ATTRIBUTES, None),
+                     getattr(exc, WHERE, None))
+    cause = _cause_from(getattr(exc, CAUSE, None), 1)
+    if cause is not None:
+        error.remote_cause = error.__cause__ = cause
     return error
+
+
+def _rebuild(remote_type: str, arrived: type, args: tuple, message: str, remote_traceback: str,
+             attributes: Any, where: Any) -> RemoteError:
+    """A RemoteError of the class `_error_class` picks, with the remote exception's args and attributes."""
+    error_class = _error_class(remote_type, arrived)
+    try:
+        error = error_class.__new__(error_class)
+    except Exception:  # a class whose __new__ wants arguments of its own
+        error = RemoteError.__new__(RemoteError)
+    error.args = args
+    error.message = message
+    if isinstance(attributes, dict):
+        for name, value in attributes.items():
+            if isinstance(name, str) and name.isidentifier() and not name.startswith("_") \
+                    and not hasattr(RemoteError, name):  # never over lonja's own (remote_type, one_line, ...)
+                try:
+                    setattr(error, name, value)
+                except (AttributeError, TypeError):  # a read-only property of the class
+                    pass
+    error.remote_type = remote_type
+    error.remote_traceback = remote_traceback
+    error.remote_location = _location(where)
+    return error
+
+
+def _location(where: Any) -> tuple[str, int, str] | None:
+    if isinstance(where, (list, tuple)) and len(where) == 3 and isinstance(where[1], int):
+        return str(where[0]), where[1], str(where[2])
+    return None
+
+
+def _cause_from(data: Any, depth: int) -> RemoteError | None:
+    """The RemoteError a CAUSE dict describes, with its own cause."""
+    if not isinstance(data, dict) or depth > MAX_CAUSES:
+        return None
+    message = str(data.get("message", ""))
+    base = getattr(builtins, str(data.get("base")), Exception)
+    if not (isinstance(base, type) and issubclass(base, Exception)):
+        base = Exception
+    args = data.get("args")
+    lines = data.get("traceback")
+    error = _rebuild(str(data.get("type") or base.__name__), base,
+                     tuple(args) if isinstance(args, (list, tuple)) else (message,), message,
+                     "".join(lines) if isinstance(lines, list) else "", data.get("attributes"), data.get("where"))
+    deeper = _cause_from(data.get("cause"), depth + 1)
+    if deeper is not None:
+        error.remote_cause = error.__cause__ = deeper
+    return error
+
+
+def _error_class(remote_type: str, arrived: type) -> type[RemoteError]:
+    """The class for a remote exception of type `remote_type` that arrived as `arrived` (see
+    `remote_error_from`), made once per remote type."""
+    if remote_type == _type_name(arrived):  # a builtin, Pyro5 or sqlite3 exception: it arrived as itself
+        return _remote_class_for(arrived)
+    key = (remote_type, arrived)
+    made = _remote_types.get(key)
+    if made is not None:
+        return made
+    local = _local_class(remote_type)
+    module, _, name = remote_type.rpartition(".")
+    attributes = {"__module__": module or "builtins", "__qualname__": name, "__str__": _remote_str}
+    if local is not None:
+        made = _combined(local.__name__, (RemoteError, local),
+                         {"__module__": local.__module__, "__qualname__": local.__qualname__})
+    if made is None and arrived is not Exception:
+        made = _combined(name, (RemoteError, arrived), attributes)
+    if made is None:
+        made = _combined(name, (RemoteError,), attributes) or RemoteError
+    if len(_remote_types) < _MAX_REMOTE_TYPES:
+        _remote_types[key] = made
+    return made
+
+
+def _remote_str(error: RemoteError) -> str:
+    """str() of an error whose class this process lacks: the service's own str() of it."""
+    return error.message
+
+
+def _combined(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type[RemoteError] | None:
+    try:
+        return type(name, bases, namespace)
+    except TypeError:  # a layout conflict (OSError's subclasses) or a class that refuses subclasses
+        return None
+
+
+def _local_class(remote_type: str) -> type[Exception] | None:
+    """The exception class named `remote_type` ("module.Qualname") if this process has imported its module,
+    found without running any code (no import, no module `__getattr__`); None for lonja's own errors."""
+    parts = remote_type.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:split])
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        if module_name == "__main__":
+            return None
+        found: Any = module
+        for part in parts[split:]:
+            found = vars(found).get(part) if hasattr(found, "__dict__") else None
+        if isinstance(found, type) and issubclass(found, Exception) and not issubclass(found, LonjaError):
+            return found
+        return None
+    return None
 
 
 def _remote_class_for(kind: type) -> type[RemoteError]:
@@ -288,10 +531,7 @@ def _remote_class_for(kind: type) -> type[RemoteError]:
         return RemoteError
     combined = _remote_builtin_types.get(kind)
     if combined is None:
-        try:
-            combined = type(f"Remote{kind.__name__}", (RemoteError, kind), {"__module__": __name__})
-        except TypeError:  # layout conflict with some builtins (OSError subclasses)
-            combined = RemoteError
+        combined = _combined(f"Remote{kind.__name__}", (RemoteError, kind), {"__module__": __name__}) or RemoteError
         _remote_builtin_types[kind] = combined
     return combined
 

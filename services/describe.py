@@ -1,7 +1,10 @@
 """Introspection of a hosted object: methods with signatures and docs, attributes, oneway flags.
 
-Pyro5's own metadata carries names only; this is what `lonja show` and the interactive shell display.
-Every value is a plain str/bool/list/dict so that any serializer can carry it.
+Pyro5's own metadata carries names only; this is what `lonja show`, the web console, the interactive shell
+and a proxy's `help()`, `__doc__` and `inspect.signature` show (see `lonja.clients.introspection`): the
+class's first doc line (`doc`) and whole docstring (`docstring`), each method's signature, parameters and
+docstring, each attribute's first doc line, type and whether it can be set. Every value is a plain
+str/bool/list/dict so that any serializer can carry it.
 """
 
 from __future__ import annotations
@@ -18,11 +21,9 @@ def describe(obj: Any) -> dict[str, Any]:
     exposed = _get_exposed_members(obj)
     methods = {name: _describe_method(getattr(cls, name), name in exposed["oneway"])
                for name in sorted(exposed["methods"])}
-    attributes = {name: {"doc": _first_line(getattr(cls, name, None)),
-                         "writable": getattr(getattr(cls, name, None), "fset", None) is not None}
-                  for name in sorted(exposed["attrs"])}
+    attributes = {name: _describe_attribute(getattr(cls, name, None)) for name in sorted(exposed["attrs"])}
     return {"class": f"{cls.__module__}.{cls.__qualname__}", "doc": _first_line(cls),
-            "methods": methods, "attributes": attributes}
+            "docstring": inspect.getdoc(cls) or "", "methods": methods, "attributes": attributes}
 
 
 def call_hints(obj: Any) -> dict[str, list[str]]:
@@ -68,6 +69,15 @@ def _describe_method(func: Any, is_oneway: bool) -> dict[str, Any]:
         "async": inspect.iscoroutinefunction(target),
         "generator": inspect.isgeneratorfunction(target),
     }
+
+
+def _describe_attribute(member: Any) -> dict[str, Any]:
+    """An exposed attribute (a property): its first doc line, whether it can be set, and its type if annotated."""
+    getter = getattr(member, "fget", None)
+    signature = _signature(getter) if getter is not None else None
+    returns = None if signature is None or signature.return_annotation is signature.empty \
+        else _annotation(signature.return_annotation)
+    return {"doc": _first_line(member), "writable": getattr(member, "fset", None) is not None, "type": returns}
 
 
 def _signature(func: Any) -> inspect.Signature | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -29,7 +30,7 @@ def test_up_ls_show_call_ping(lonja):
     assert "slow(seconds: float = 1.0, value: Any = None) -> Any" in show.stdout
     assert "notify(value: Any = None) -> None  [oneway]" in show.stdout
     assert "Sleep `seconds`, then return `value`" in show.stdout
-    assert "notified  [read-only]" in show.stdout
+    assert "notified: int  [read-only]" in show.stdout
 
     described = json.loads(lonja.run("show", "echo", "--json", "--ns", ns).stdout)
     assert described["methods"]["notify"]["oneway"] is True
@@ -65,7 +66,8 @@ def test_generator_prints_items_as_they_arrive(lonja, ns, echo):
 def test_remote_exception_exit_1_with_type_and_message(lonja, ns, echo):
     result = lonja.run("call", "echo.fail", "out of stock", "--ns", ns)
     assert result.returncode == 1
-    assert result.stderr.strip() == "lonja: remote error: lonja.services.builtin.echo.EchoError: out of stock"
+    assert re.fullmatch(r"lonja: remote error: lonja\.services\.builtin\.echo\.EchoError: out of stock "
+                        r"\(echo\.py line \d+, in fail\)", result.stderr.strip()), result.stderr
     assert "Traceback" not in result.stderr
     debug = lonja.run("call", "echo.fail", "x", "--ns", ns, "--debug")
     assert debug.returncode == 1 and "remote traceback:" in debug.stderr and "raise EchoError" in debug.stderr
@@ -110,7 +112,9 @@ def test_killed_service_exit_3_clear_message(lonja, ns, echo):
     echo.stop(signal.SIGKILL)
     result = lonja.run("call", "echo.echo", "1", "--ns", ns)
     assert result.returncode == 3
-    assert "service 'echo' at PYRO:echo@127.0.0.1:" in result.stderr and "does not answer" in result.stderr
+    # the name server has usually seen the host's session close (then: no serving instance) before the call
+    assert ("service 'echo' at PYRO:echo@127.0.0.1:" in result.stderr and "does not answer" in result.stderr) or \
+        "service 'echo' does not answer: no serving instance of echo (1 not serving)" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     ping = lonja.run("ping", "echo", "--ns", ns)
     assert ping.returncode == 3

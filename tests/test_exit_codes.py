@@ -168,7 +168,8 @@ CASES: list[tuple[str, Command, dict[str, str], int, str]] = [
     ("bad arguments", lambda s: ["call", f"{s.echo}.echo", "1", "2", "--ns", s.ns], {},
      2, r"lonja: error: bad arguments for echo\.echo\(value: Any = None\) -> Any: too many positional"),
     ("remote exception", lambda s: ["call", f"{s.echo}.fail", "out of stock", "--ns", s.ns], {},
-     1, r"lonja: remote error: lonja\.services\.builtin\.echo\.EchoError: out of stock$"),
+     1, r"lonja: remote error: lonja\.services\.builtin\.echo\.EchoError: out of stock "
+        r"\(echo\.py line \d+, in fail\)$"),
     ("remote builtin exception", lambda s: ["call", f"{s.echo}.slow", "'soon'", "--ns", s.ns], {},
      1, r"lonja: remote error: TypeError: "),
     ("wrong token", lambda s: ["ls", "--ns", s.secured_ns], {"LONJA_AUTH_TOKEN": "wrongsecret1"},
