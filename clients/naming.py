@@ -20,7 +20,7 @@ from lonja.config import Settings, current_settings, ensure_applied, parse_addre
 from lonja.config.auth import client_token
 from lonja.config.wire import Refusal, client_handshake, refusal_of
 
-from .errors import AccessDenied, LonjaError, NameNotFound, NameServerUnreachable, NameTaken
+from .errors import AccessDenied, LonjaError, NameNotFound, NameServerUnreachable, NameTaken, NoServingInstance
 
 DEFAULT_CONNECT_TIMEOUT = 2.0
 
@@ -180,6 +180,9 @@ class NameServerClient:
                     served_uri = getattr(exc, "served_uri", None)  # the name server's NameAlreadyServed
                     if served_uri:
                         raise NameTaken(str(args[0]), served_uri, getattr(exc, "served_class", "")) from None
+                    if str(exc).startswith("no serving instance") and args:  # registered, but all are down
+                        raise NoServingInstance(f"service {args[0]!r} does not answer: {exc}; its hosts stopped, "
+                                                f"were killed or are cut off") from None
                     raise NameNotFound(_naming_message(exc, args)) from None
                 except Pyro5.errors.SecurityError as exc:
                     raise AccessDenied(f"the name server at {self.address} refused: {exc}") from None

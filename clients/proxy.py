@@ -80,9 +80,6 @@ if TYPE_CHECKING:
 import_pyro()  # lonja's serializer variants
 
 _KEEP: Any = object()  # an option left out of `.options(...)`: None there means "no limit"
-IDLE_CHECK = 0.25
-"""Seconds a pooled connection may sit unused and still be taken without asking the system whether the
-peer closed it meanwhile (a host that stops or restarts closes its connections)."""
 
 
 @dataclass(frozen=True)
@@ -214,7 +211,6 @@ class ServiceClient:
 
     def give_back(self, connection: Proxy) -> None:
         """Return a connection whose call ended cleanly to its instance's pool (or close it)."""
-        object.__setattr__(connection, "_lonja_used", time.monotonic())
         with self._lock:
             pool = None if self._closed else self._idle.setdefault(connection._lonja_uri, [])
             if pool is not None and len(pool) < self._pool_size and connection._pyroConnection is not None:
@@ -429,7 +425,7 @@ class ServiceClient:
             if connection is None:
                 break
             connection._pyroClaimOwnership()
-            if time.monotonic() - connection._lonja_used < IDLE_CHECK or _still_open(connection):
+            if _still_open(connection):  # one system call; a host killed since its last answer is caught here
                 return connection
             release(connection)
         connection = _Connection(uri)

@@ -14,6 +14,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "ns": {
         "host": "127.0.0.1",                # where the name server listens, and where clients look for it
         "port": 9090,
+        # "HOST[:PORT]" the name server puts in its own URI ("" = its address; bound to 0.0.0.0 or ::, the
+        # first interface that is not loopback)
+        "advertise": "",
         "storage": "sqlite",                # "sqlite" (names.sqlite in the data folder), "sqlite:PATH" or "memory"
         "broadcast": False,                 # answer Pyro5's UDP discovery; clients never wait for it
         "lease_ttl": 10.0,                  # seconds a `lonja serve` registration lives unless its host renews it
@@ -38,6 +41,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "service": {
         "host": "127.0.0.1",                # where `lonja serve` hosts listen
         "port": 0,                          # 0 = a free port
+        # "HOST[:PORT]" services put in their URIs, for NAT and containers ("" = their address; bound to
+        # 0.0.0.0 or ::, the address of the interface that reaches the name server)
+        "advertise": "",
         "servertype": "adaptive",           # adaptive (lonja"s leader/followers), thread or multiplex (Pyro5"s own)
         "threads": 64,                      # most threads serving calls at once (thread: connections)
         "oneway_workers": 8,                # bounded executor for oneway calls
@@ -53,7 +59,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_connect_size": 65536,          # bytes a connect (handshake) message may have, after decompression
         "handshake_timeout": 5.0,           # seconds a new connection has for its TLS and Pyro5 handshakes
         "receive_timeout": 10.0,            # seconds a peer has to finish a message it started (and to take an answer)
-        # seconds a connection may sit without a request before it is closed; 0 = never
+        # seconds a connection may sit without a request before it is closed (0 = never); a host's liveness
+        # session with the name server is exempt
         "idle_timeout": 600.0,
         "accept_marshal": False,            # servers: accept Pyro5's marshal serializer (unsafe for untrusted data)
         "compression": False,

@@ -25,7 +25,8 @@ Pyro5 offers two transports, each good at one thing, and neither protects itself
   optionally, `max_connections_per_peer` past it. A peer over a cap gets a one-line "too many
   connections (N)" answer to its connect message, so other peers get through while it sits at its cap;
 - **deadlines**: a peer that stops in the middle of a message is dropped after `limits.receive_timeout`,
-  a connection without requests after `limits.idle_timeout`.
+  a connection without requests after `limits.idle_timeout` (unless it holds resources of its client's
+  session, Pyro5's `track_resource`: a service host's liveness session with the name server).
 Only the leader watches the selector, so a connection stays in it while the leader runs its request; it
 leaves when the loop is handed over mid-request or it gets a lane. Either way its requests are served in
 order, by one thread at a time.
@@ -527,7 +528,8 @@ class GuardedServer(SocketServer_Multiplex):
             return
         for key in keys:
             state = key.data
-            if isinstance(state, Established) and now - state.last_active > idle:
+            if isinstance(state, Established) and now - state.last_active > idle \
+                    and not key.fileobj.tracked_resources:  # a client's session (e.g. a host's) stays open
                 log.info("closing the connection from %s: idle for %.0f s (limits.idle_timeout)", state.peer, idle)
                 self._unregister(key.fileobj)
                 self._close_established(key.fileobj, state)

@@ -22,28 +22,36 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         description="Run a name server, every built-in service (" + ", ".join(sorted(BUILTINS)) + ") and the "
                     "web console together until Ctrl-C or SIGTERM. Default: 127.0.0.1:9090, sqlite in ./.lonja, "
                     f"the console on http://127.0.0.1:{WEB_PORT}/.")
-    up.add_argument("--host", help="address to listen on (default: ns.host, 127.0.0.1)")
+    up.add_argument("--host", help="address to listen on (default: ns.host, 127.0.0.1; 0.0.0.0 or :: for every "
+                                   "interface)")
+    up.add_argument("--advertise", metavar="HOST",
+                    help="address to put in URIs (default: the --host address; for 0.0.0.0 or ::, this host's "
+                         "first address that is not loopback)")
     up.add_argument("--port", type=int, help="name server port (default: ns.port, 9090)")
     up.add_argument("--storage", metavar="sqlite[:PATH]|memory", help="where names are kept")
     up.add_argument("--web-host", default="127.0.0.1", help="web console address (default: 127.0.0.1)")
     up.add_argument("--web-port", type=int, default=WEB_PORT, help=f"web console port (default: {WEB_PORT})")
     up.add_argument("--no-web", action="store_true", help="no web console")
-    up.set_defaults(run=run_up, flags={"host": "ns.host", "port": "ns.port", "storage": "ns.storage"})
+    up.set_defaults(run=run_up, flags={"host": "ns.host", "port": "ns.port", "storage": "ns.storage",
+                                       "advertise": "ns.advertise"})
 
 
 def run_up(args: argparse.Namespace, settings: Settings) -> int:
     from lonja.clients.web.cli import start_for_up
     from lonja.config import stop_on_signals
-    from lonja.nameserver.server import NameServerPolicy, start_nameserver
+    from lonja.config.addresses import is_wildcard
+    from lonja.nameserver.cli import start_from_settings
     from lonja.services.cli import run_host
     from lonja.services.host import ServiceHost, load_target
 
-    ns = start_nameserver(host=settings["ns.host"], port=settings["ns.port"], storage=settings["ns.storage"],
-                          data_dir=settings.data_dir, broadcast=settings["ns.broadcast"],
-                          policy=NameServerPolicy.from_settings(settings))
+    ns = start_from_settings(settings)
     try:
         ns.start_in_thread()
-        host = ServiceHost(settings, host=settings["ns.host"], ns=(ns.host, ns.port))
+        bind = settings["ns.host"]
+        local = ("::1" if ":" in bind else "127.0.0.1") if is_wildcard(bind) else bind
+        shown = ns.host.strip("[]")
+        advertise = "" if shown == bind else f"[{shown}]" if ":" in shown else shown
+        host = ServiceHost(settings, host=bind, ns=(local, ns.port), advertise=advertise)
         web, web_line = None, ""
         with stop_on_signals(host.stop):  # through the clean-up too: a second Ctrl-C must not cut it short
             try:

@@ -35,6 +35,7 @@ from Pyro5.callcontext import current_context
 
 from lonja.config.auth import ANONYMOUS_OPEN, Identity
 
+from .addresses import refuse_unreachable_uri
 from .errors import NameAlreadyServed
 from .registry import NOT_SERVING, SERVING, UNKNOWN, UNREACHABLE, Instance, Registry
 
@@ -100,6 +101,7 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
     def register(self, name: str, uri: Any, safe: bool = False, metadata: Iterable[str] | None = None) -> None:
         """Pyro5's register: one plain instance under `name` (checked by probing, not by a lease)."""
         name, uri, tags = _check_name(name), _check_uri(uri), _check_tags(metadata, "metadata")
+        refuse_unreachable_uri(name, uri)
         identity = self._writer(name)
         with self.lock:
             self._refuse_if_leased(name)
@@ -191,6 +193,7 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
         A different class under a name that is still served is refused. Returns the lease in seconds.
         """
         name, uri, tags = _check_name(name), _check_uri(uri), _check_tags(metadata, "metadata")
+        refuse_unreachable_uri(name, uri)
         ttl = self._check_ttl(ttl)
         class_name = _check_text(class_name, "class_name", MAX_NAME_LENGTH, allow_empty=True)
         identity = self._writer(name)

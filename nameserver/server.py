@@ -26,6 +26,7 @@ from lonja.config.wire import name_to_resolve
 
 from .errors import NameServerError
 from .names import LonjaNameServer
+from .session import install_sessions
 from .storage import Storage, make_storage
 
 log = logging.getLogger("lonja.nameserver")
@@ -86,6 +87,7 @@ class NameServerDaemon(GuardedDaemon):
         try:
             self.register(self.nameserver, Pyro5.core.NAMESERVER_NAME)
             self.nameserver._register_self(self.uriFor(self.nameserver), NAMESERVER_METADATA)
+            install_sessions(self)
         except BaseException:
             self.close()
             raise

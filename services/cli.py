@@ -28,11 +28,16 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                     "Ctrl-C or SIGTERM.")
     serve.add_argument("targets", nargs="+", metavar="TARGET")
     serve.add_argument("--name", help="register under this name (one TARGET only)")
-    serve.add_argument("--host", help="address to listen on (default: service.host, 127.0.0.1)")
+    serve.add_argument("--host", help="address to listen on (default: service.host, 127.0.0.1; 0.0.0.0 or :: for "
+                                      "every interface)")
     serve.add_argument("--port", type=int, help="port to listen on (default: a free port)")
+    serve.add_argument("--advertise", metavar="HOST[:PORT]",
+                       help="address to put in URIs, for NAT and containers (default: the --host address; for "
+                            "0.0.0.0 or ::, this host's address that reaches the name server)")
     serve.add_argument("--app-dir", metavar="DIR", default=".",
                        help="import TARGET modules from DIR first (default: the current folder)")
-    serve.set_defaults(run=run_serve, flags={"host": "service.host", "port": "service.port"})
+    serve.set_defaults(run=run_serve, flags={"host": "service.host", "port": "service.port",
+                                             "advertise": "service.advertise"})
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:

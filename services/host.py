@@ -28,6 +28,7 @@ from Pyro5.client import Proxy
 from lonja.clients.errors import NameServerUnreachable
 from lonja.clients.naming import NameServerClient
 from lonja.config import Settings
+from lonja.config.addresses import nat_options
 from lonja.config.auth import TokenTable, client_token
 from lonja.config.limits import Limits
 
@@ -35,6 +36,7 @@ from .builtin import BUILTINS
 from .daemon import HostDaemon
 from .decorators import service_info
 from .errors import NameTaken, ServiceError, ServiceLoadError
+from .session import HostSession
 
 log = logging.getLogger("lonja.services")
 
@@ -127,25 +129,30 @@ class ServiceHost:
     """Hosts services in one daemon and keeps their names in the name server while it runs."""
 
     def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None,
-                 ns: str | tuple[str, int] | None = None) -> None:
+                 ns: str | tuple[str, int] | None = None, advertise: str | None = None) -> None:
+        """Bind `host:port` (default: service.host, service.port) and advertise `advertise` ("HOST[:PORT]",
+        default: service.advertise) in URIs; bound to a wildcard without it, the address that reaches `ns`."""
         self.settings = settings
         tokens = TokenTable.for_callers(settings) if settings["auth.require_token"] else None
         host = host or settings["service.host"]
         port = settings["service.port"] if port is None else port
+        self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
+                                   timeout=settings["client.connect_timeout"] or None,
+                                   token=client_token(settings))
+        advertise = settings["service.advertise"] if advertise is None else advertise
+        nat = nat_options(host, advertise, "--advertise (service.advertise)", (self.ns.host, self.ns.port))
         try:
             self.daemon = HostDaemon(host, port, Limits.from_settings(settings),
                                      oneway_workers=settings["service.oneway_workers"],
                                      servertype=settings["service.servertype"],
-                                     max_threads=settings["service.threads"], tokens=tokens)
+                                     max_threads=settings["service.threads"], tokens=tokens, **nat)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ServiceError(f"port {port} on {host} is already in use: use --port to pick another, "
                                    f"or leave it out for a free one") from None
             raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
-                                   timeout=settings["client.connect_timeout"] or None,
-                                   token=client_token(settings))
         self.lease_ttl = settings["ns.lease_ttl"]
+        self.session = HostSession(self.ns.host, self.ns.port, self.ns.token, self.ns.timeout)
         self.hosted: list[Hosted] = []
         self._registered: list[Hosted] = []
         self._thread: threading.Thread | None = None
@@ -184,6 +191,7 @@ class ServiceHost:
         """Register every hosted name and serve requests in a background thread; leases are kept renewed."""
         for hosted in self.hosted:
             self._claim(hosted)
+        self._attach()
         self._thread = threading.Thread(target=self.daemon.requestLoop, name="lonja-host", daemon=True)
         self._thread.start()
         self._renewer = threading.Thread(target=self._renew_loop, name="lonja-lease", daemon=True)
@@ -202,6 +210,7 @@ class ServiceHost:
         self._stopped.set()
         if self._renewer is not None:
             self._renewer.join(timeout=5)
+        self.session.close()
         registered, self._registered = list(reversed(self._registered)), []
         for hosted in registered:
             self._release(hosted, "not serving")
@@ -250,6 +259,7 @@ class ServiceHost:
                 for hosted in [h for h in self._registered if (h.name, h.uri) in forgotten]:
                     self._claim(hosted)
                     log.warning("re-registered %s: the name server had forgotten it", hosted.name)
+                self._attach()
                 if not reachable:
                     log.warning("the name server at %s is back", self.ns.address)
                 reachable = True
@@ -260,6 +270,11 @@ class ServiceHost:
                 reachable = False
             except Exception as exc:  # keep renewing whatever one round ran into
                 log.warning("lease renewal failed: %s", exc)
+
+    def _attach(self) -> None:
+        """Tie this host's instances to its session with a lonja name server (see services.session)."""
+        if self._registered and self._lonja_ns():
+            self.session.attach([(h.name, h.uri) for h in self._registered])
 
     def _lonja_ns(self) -> bool:
         try:

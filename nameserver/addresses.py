@@ -1,0 +1,66 @@
+"""The name server's check on where a registered URI points, so that another host never gets a URI it
+cannot use.
+
+A registration that arrives from another host (a peer that is neither loopback nor this host's own
+address on that connection) and whose URI's host is a loopback address (127.x, ::1, `localhost`) or a
+wildcard (0.0.0.0, ::) is refused with one line saying what to pass instead: every client on another
+machine would be sent to itself. The same URI registered from this host is fine (a one-machine setup).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import Pyro5.core
+import Pyro5.errors
+from Pyro5.callcontext import current_context
+
+from lonja.config.addresses import is_loopback, is_unreachable_from_elsewhere, is_wildcard
+
+
+class UnreachableURI(Pyro5.errors.SecurityError):
+    """A registration from another host whose URI points at a loopback or wildcard address.
+
+    A Pyro5 error, so it travels to every client as a SecurityError with this message (lonja clients
+    raise AccessDenied with it).
+    """
+
+
+def refuse_unreachable_uri(name: str, uri: str) -> None:
+    """Raise UnreachableURI if the caller is on another host and `uri` points at loopback or a wildcard."""
+    host = Pyro5.core.URI(uri).host
+    if host is None or not is_unreachable_from_elsewhere(host):
+        return
+    peer, local = _connection_ends(getattr(current_context, "client", None),
+                                   getattr(current_context, "client_sock_addr", None))
+    if peer is None or is_loopback(peer) or peer == local:
+        return
+    raise UnreachableURI(refusal(name, uri, host, peer))
+
+
+def refusal(name: str, uri: str, host: str, peer: str) -> str:
+    """The one-line message for `name` at `uri` registered from `peer`."""
+    what = "a wildcard, not an address" if is_wildcard(host) else "a loopback address"
+    return (f"{name!r} at {uri} was registered from {peer}, but {host} is {what}: other hosts cannot reach "
+            f"it. Start the service with --host 0.0.0.0 (every interface; {peer} is then advertised) or "
+            f"--host {peer}, or --advertise HOST[:PORT] with an address other hosts reach")
+
+
+def _connection_ends(conn: Any, peer_address: Any) -> tuple[str | None, str | None]:
+    """The peer's and this side's IP addresses of the caller's connection (None where unknown)."""
+    peer = _plain(peer_address[0]) if isinstance(peer_address, tuple) and peer_address else None
+    try:
+        local = _plain(conn.sock.getsockname()[0])
+    except (AttributeError, OSError, IndexError, TypeError):
+        local = None
+    return peer, local
+
+
+def _plain(ip: str) -> str:
+    """An IPv4-mapped IPv6 address (a dual-stack socket's peer) as the IPv4 address it is."""
+    try:
+        mapped = getattr(ipaddress.ip_address(ip), "ipv4_mapped", None)
+    except ValueError:
+        return ip
+    return str(mapped) if mapped else ip
