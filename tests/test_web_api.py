@@ -105,7 +105,7 @@ ERRORS = [
     ("bad JSON", "echo.echo", {"raw": b"{not json"}, 400, "UsageError"),
     ("no NAME.METHOD", "echo", {"body": {}}, 400, "UsageError"),
     ("unknown method", "echo.nope", {"body": {}}, 400, "UsageError"),
-    ("bad arguments", "echo.slow", {"body": {"args": [1, 2, 3]}}, 400, "UsageError"),
+    ("bad arguments", "echo.slow", {"body": {"args": [1, 2, 3]}}, 400, "ArgumentMismatch"),
     ("unknown field", "echo.echo", {"body": {"arguments": []}}, 400, "UsageError"),
     ("unknown name", "nobody.echo", {"body": {}}, 404, "NameNotFound"),
     ("remote error", "echo.fail", {"body": {"args": ["out of stock"]}}, 422, "RemoteError"),
