@@ -22,11 +22,14 @@ from lonja.config.lazy import lazy_attribute, lazy_dir
 
 from .errors import (
     AccessDenied,
+    ArgumentMismatch,
     CallTimeout,
+    InterfaceMismatch,
     LonjaError,
     MessageTooLarge,
     NameNotFound,
     NameServerUnreachable,
+    NoServingInstance,
     OutcomeUnknown,
     RemoteError,
     SerializationError,
@@ -40,11 +43,12 @@ _LAZY = {**dict.fromkeys(("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION",
          **dict.fromkeys(("RemoteMethod", "ServiceProxy", "batch", "close", "connect", "describe", "instances",
                           "ping", "uri"), ".proxy")}
 
-__all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "AccessDenied", "Batch", "CallTimeout",
-           "LonjaError", "MessageTooLarge", "NameNotFound", "NameServerClient", "NameServerUnreachable",
-           "OutcomeUnknown", "RemoteError", "RemoteMethod", "RemoteStream", "SerializationError", "ServiceProxy",
-           "ServiceUnreachable", "UsageError", "as_completed", "batch", "close", "connect", "describe",
-           "instances", "ping", "uri", "wait"]
+__all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "AccessDenied", "ArgumentMismatch", "Batch",
+           "CallTimeout", "InterfaceMismatch", "LonjaError", "MessageTooLarge", "NameNotFound",
+           "NameServerClient", "NameServerUnreachable", "NoServingInstance", "OutcomeUnknown", "RemoteError",
+           "RemoteMethod", "RemoteStream", "SerializationError", "ServiceProxy", "ServiceUnreachable",
+           "UsageError", "as_completed", "batch", "close", "connect", "describe", "instances", "ping", "uri",
+           "wait"]
 
 
 def __getattr__(name: str) -> Any:
