@@ -10,20 +10,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass
 
 from .callers import Caller, Endpoints
 from .catalog import Counts
-from .measure import rotate, seconds
+from .measure import in_fresh_child, rotate, seconds
 from .servers import child_env
 
 CHILD_TIMEOUT = 30.0
@@ -81,38 +77,13 @@ def _interpreter(code: str, env: dict[str, str], folder: str, pids: list[int]) -
 
 def _forked_first_call(c: Cold, kind: str) -> float:
     """Fork a child that makes one first call (`kind` "name" or "address"); return its seconds."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        code = 0
-        try:
-            connect = c.caller.by_name if kind == "name" else c.caller.by_address
-            start = time.perf_counter()
-            proxy = connect(c.ep)
-            c.caller.method(proxy, "echo")(1)
-            elapsed = time.perf_counter() - start
-            os.write(write, struct.pack("d", elapsed))
-            c.caller.close(proxy)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        finally:
-            sys.stderr.flush()
-            os._exit(code)
-    os.close(write)
-    c.pids.append(pid)
-    try:
-        signal.alarm(int(CHILD_TIMEOUT))
-        data = os.read(read, 8)
-        _, status = os.waitpid(pid, 0)
-        signal.alarm(0)
-    except BaseException:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
-    finally:
-        os.close(read)
-    if len(data) < 8 or os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{c.caller.system}: a first call by {kind} failed (see the traceback above)")
-    return struct.unpack("d", data)[0]
+    def first_call() -> dict[str, float]:
+        connect = c.caller.by_name if kind == "name" else c.caller.by_address
+        start = time.perf_counter()
+        proxy = connect(c.ep)
+        c.caller.method(proxy, "echo")(1)
+        elapsed = time.perf_counter() - start
+        c.caller.close(proxy)
+        return {"seconds": elapsed}
+
+    return in_fresh_child(first_call, f"{c.caller.system}: a first call by {kind}", CHILD_TIMEOUT, c.pids)["seconds"]

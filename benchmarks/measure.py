@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -73,9 +75,11 @@ def rotate(items: Sequence[T], by: int) -> list[T]:
     return [*items[shift:], *items[:shift]]
 
 
-def in_fresh_child(work: Callable[[], dict[str, float]]) -> dict[str, float]:
+def in_fresh_child(work: Callable[[], dict[str, float]], what: str, timeout: float = 60.0,
+                   pids: list[int] | None = None) -> dict[str, float]:
     """Run `work` in a forked child and return what it returned: a process with none of this one's
-    threads (a client library's background threads stay behind), for rows about a server alone."""
+    threads (a client library's background threads stay behind), for first calls and rows about a server
+    alone. The child is killed after `timeout` seconds; its pid is added to `pids` for the report."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -87,11 +91,21 @@ def in_fresh_child(work: Callable[[], dict[str, float]]) -> dict[str, float]:
             traceback.print_exc()
             code = 1
         finally:
+            sys.stderr.flush()
             os._exit(code)
     os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if status or not data:
-        raise RuntimeError(f"the child measuring {work.__name__} failed (status {status})")
+    if pids is not None:
+        pids.append(pid)
+    try:
+        signal.alarm(max(1, int(timeout)))
+        with os.fdopen(read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        signal.alarm(0)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    if not data or os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{what} failed (see the traceback above)")
     return json.loads(data)

@@ -115,7 +115,7 @@ def name_server(w: Warm) -> Values:
     """The same plain Pyro5 client against the system's name server: `names` registrations, then as many
     lookups, one after another (each name new; the names are removed afterwards). It runs in a forked
     child, so that the client process is the same for every system (no client library's threads)."""
-    return in_fresh_child(lambda: _name_server(w))
+    return in_fresh_child(lambda: _name_server(w), f"{w.caller.system}: the name-server row")
 
 
 def _name_server(w: Warm) -> dict[str, float]:
