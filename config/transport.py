@@ -260,7 +260,10 @@ class GuardedServer(SocketServer_Multiplex):
                                        f"address were in their handshake (limits.max_pending_per_peer)")
         if refusal:
             peer_log.warning(peer, f"refusing a connection: {refusal}")
-        self.selector.register(sock, selectors.EVENT_READ, pending)
+        try:
+            self.selector.register(sock, selectors.EVENT_READ, pending)
+        except (ValueError, OSError):  # the selector closed: the server is shutting down
+            self._end_pending(pending, "the server is shutting down")
 
     def _release(self, pending: Pending, kept: bool) -> None:
         """A handshake is over (called under the lock): `kept`, the connection goes on as established."""
@@ -363,7 +366,11 @@ class GuardedServer(SocketServer_Multiplex):
         if not accepted:
             conn.close()
             return
-        self.selector.register(conn, selectors.EVENT_READ, Established(pending.peer, time.monotonic()))
+        state = Established(pending.peer, time.monotonic())
+        try:
+            self.selector.register(conn, selectors.EVENT_READ, state)
+        except (ValueError, OSError):  # the selector closed: the server is shutting down
+            self._close_established(conn, state)
 
     def _end_pending(self, pending: Pending, reason: str, answer: bool = False) -> None:
         """Close a connection whose handshake failed or ran out of time (answering it first if it can be)."""

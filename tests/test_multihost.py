@@ -291,7 +291,12 @@ def test_name_server_restart_on_sqlite_leaves_hosts_clients_and_watch_running(ne
     restarted_at = time.time()
     assert "1 name loaded" in ns.wait_for("name server listening"), ns.output()
     watch.wait_for("is back", 30)
-    assert wait_until(lambda: sum(r["start"] > restarted_at + 1 for r in calls(client)) >= 40, 30)
+    def after_restart() -> list[dict]:
+        return [r for r in calls(client) if r["start"] > restarted_at + 1]
+
+    # each host registers again at its next lease renewal (up to a third of the 10 s lease after the restart)
+    assert wait_until(lambda: len(after_restart()) >= 40 and {r["instance"] for r in after_restart()} >= {uri_b, uri_d},
+                      30)
     listed = c.run(*LS_COMMAND)
     client.stop()
     records = calls(client)
