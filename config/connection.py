@@ -15,6 +15,7 @@ The bytes on the wire are Pyro5's, unchanged: plain Pyro5 peers see no differenc
 from __future__ import annotations
 
 import errno
+import select
 import socket
 import ssl
 import struct
@@ -46,6 +47,7 @@ class BufferedConnection(socketutil.SocketConnection):
         self._kernel_timeouts = not isinstance(sock, ssl.SSLSocket) and sock.family in (socket.AF_INET,
                                                                                           socket.AF_INET6)
         self._timeout: float | None = sock.gettimeout()
+        self._receive_timeout: float | None = None  # the kernel's SO_RCVTIMEO, when `wait` changed it
         self._peer: Any = None
         if self._kernel_timeouts:
             timeout, self._timeout = self._timeout, None
@@ -75,6 +77,8 @@ class BufferedConnection(socketutil.SocketConnection):
                 self._buffer.clear()
                 self._offset = 0
             return chunk
+        if self._receive_timeout is not None:  # the rest of a message gets the connection's own timeout
+            self._set_receive_timeout(self._timeout)
         if size - available > DIRECT_SIZE:
             data = bytearray(size)
             with memoryview(self._buffer) as view:
@@ -95,6 +99,26 @@ class BufferedConnection(socketutil.SocketConnection):
         else:
             self._offset = size
         return chunk
+
+    def wait(self, timeout: float) -> bool:
+        """True once bytes are buffered (or the peer has closed); False after `timeout` seconds of silence.
+
+        The wait is the `recv` itself, its bytes kept for the next `recv`: a thread that serves one
+        connection needs no `poll` before each request.
+        """
+        if self.pending():
+            return True
+        if not self._kernel_timeouts:
+            readable, _, _ = select.select([self.sock], [], [], timeout)
+            return bool(readable)
+        self._set_receive_timeout(timeout)
+        try:
+            self._fill()
+        except errors.TimeoutError:
+            return False
+        except errors.ConnectionClosedError:
+            return True  # the next `recv` reports it
+        return True
 
     def pending(self) -> int:
         """Bytes already read (or decrypted) that a selector cannot see: handle them before waiting."""
@@ -147,10 +171,16 @@ class BufferedConnection(socketutil.SocketConnection):
         if not self._kernel_timeouts:
             self.sock.settimeout(timeout)
             return
-        seconds = 0.0 if timeout is None else max(timeout, 0.000001)
-        value = struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        self._receive_timeout = None
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+
+    def _set_receive_timeout(self, timeout: float | None) -> None:
+        """The kernel's receive timeout alone, for `wait`; None again once it is the connection's own."""
+        current = self._timeout if self._receive_timeout is None else self._receive_timeout
+        if timeout != current:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+        self._receive_timeout = None if timeout == self._timeout else timeout
 
     def gettimeout(self) -> float | None:
         return self._timeout
@@ -166,6 +196,12 @@ class BufferedConnection(socketutil.SocketConnection):
             except OSError:
                 return None
         return self._peer
+
+
+def _timeval(timeout: float | None) -> bytes:
+    """A socket timeout as the kernel's `struct timeval` (zero: no limit)."""
+    seconds = 0.0 if timeout is None else max(timeout, 0.000001)
+    return struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
 
 
 def _failure(exc: OSError, doing: str) -> errors.CommunicationError:

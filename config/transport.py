@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import select
 import selectors
 import socket
 import ssl
@@ -455,14 +454,11 @@ class GuardedServer(SocketServer_Multiplex):
             return True
 
     def _lane(self, conn: Any, state: Established) -> None:
-        """Serve `conn` on this thread, blocking on its socket alone, until it is quiet for `lane_idle`
-        seconds; then it goes back to the selector (or is closed, if it ended)."""
-        poller = select.poll()
-        poller.register(conn.sock, select.POLLIN)
-        idle_ms = int(self.lane_idle * 1000)
+        """Serve `conn` on this thread, blocking in a `recv` on its socket alone, until it is quiet for
+        `lane_idle` seconds; then it goes back to the selector (or is closed, if it ended)."""
         active = True
         while active and self._running():
-            if not conn.pending() and not poller.poll(idle_ms):
+            if not conn.wait(self.lane_idle):
                 break
             active = self.handleRequest(conn)
             state.last_active = time.monotonic()
