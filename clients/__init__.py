@@ -7,7 +7,8 @@
 
 Every public name on a proxy is the service's (`echo.ping` is the service's method `ping`, if it has one);
 lonja's own operations on a proxy are the functions `describe`, `ping`, `uri`, `instances`, `batch` and
-`close` here.
+`close` here. `share(obj)` (or a `@remote` class) passes a local object by reference: a callback the
+service calls back, served by this process's callback endpoint (started on first need).
 
 Futures from `.future()` are `concurrent.futures.Future`s, so `clients.wait` and `clients.as_completed`
 are the standard library's.
@@ -31,6 +32,7 @@ from .errors import (
     NameServerUnreachable,
     NoServingInstance,
     OutcomeUnknown,
+    ReferenceGone,
     RemoteError,
     SerializationError,
     ServiceUnreachable,
@@ -40,15 +42,16 @@ from .errors import (
 _LAZY = {**dict.fromkeys(("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "as_completed", "wait"),
                          "concurrent.futures"),
          "Batch": ".batching", "NameServerClient": ".naming", "RemoteStream": ".stream",
+         **dict.fromkeys(("remote", "share"), "lonja.config.sharing"), "shared_objects": ".references",
          **dict.fromkeys(("RemoteMethod", "ServiceProxy", "batch", "close", "connect", "describe", "instances",
                           "ping", "uri"), ".proxy")}
 
 __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "AccessDenied", "ArgumentMismatch", "Batch",
            "CallTimeout", "InterfaceMismatch", "LonjaError", "MessageTooLarge", "NameNotFound",
-           "NameServerClient", "NameServerUnreachable", "NoServingInstance", "OutcomeUnknown", "RemoteError",
-           "RemoteMethod", "RemoteStream", "SerializationError", "ServiceProxy", "ServiceUnreachable",
-           "UsageError", "as_completed", "batch", "close", "connect", "describe", "instances", "ping", "uri",
-           "wait"]
+           "NameServerClient", "NameServerUnreachable", "NoServingInstance", "OutcomeUnknown", "ReferenceGone",
+           "RemoteError", "RemoteMethod", "RemoteStream", "SerializationError", "ServiceProxy", "ServiceUnreachable",
+           "UsageError", "as_completed", "batch", "close", "connect", "describe", "instances", "ping", "remote",
+           "share", "shared_objects", "uri", "wait"]
 
 
 def __getattr__(name: str) -> Any:

@@ -67,6 +67,8 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {info['class']}" + (f": {info['doc']}" if info["doc"] else ""))
     else:
         print("  (not a lonja service: names and flags only, no signatures or docs)")
+    if "shared" in info:
+        print(f"  shared objects on its host: {info['shared']}")
     if info["methods"]:
         print("methods:")
     for name, method in info["methods"].items():

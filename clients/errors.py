@@ -7,7 +7,8 @@ from lonja.config.errors import DENIED, UNREACHABLE, LonjaError, NameTaken, Usag
 from lonja.config.wire import RemoteError, remote_error_from
 
 __all__ = ["AccessDenied", "ArgumentMismatch", "CallTimeout", "InterfaceMismatch", "LonjaError", "MessageTooLarge",
-           "NameNotFound", "NameServerUnreachable", "NameTaken", "NoServingInstance", "OutcomeUnknown", "RemoteError",
+           "NameNotFound", "NameServerUnreachable", "NameTaken", "NoServingInstance", "OutcomeUnknown", "ReferenceGone",
+           "RemoteError",
            "SerializationError", "ServiceUnreachable", "UsageError", "remote_error_from"]
 
 
@@ -56,6 +57,11 @@ class ServiceUnreachable(LonjaError):
 class NoServingInstance(ServiceUnreachable, NameNotFound):
     """The name is registered but none of its instances serves (their hosts stopped, died or are cut off):
     the service does not answer, and there is nothing to call under the name."""
+
+
+class ReferenceGone(ServiceUnreachable):
+    """An object by reference no longer exists on its host, which answers: it was released, or its holder
+    renewed nothing for longer than a lease (see `references.lease`)."""
 
 
 class OutcomeUnknown(ServiceUnreachable):

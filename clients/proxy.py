@@ -27,6 +27,7 @@ import random
 import select
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -41,6 +42,7 @@ from Pyro5.core import DAEMON_NAME, URI
 from lonja.config import Settings, current_settings, ensure_applied, import_pyro
 from lonja.config.auth import client_token
 from lonja.config.connection import BufferedConnection
+from lonja.config.sharing import REFERENCES
 from lonja.config.wire import (
     TRACEBACK,
     Refusal,
@@ -68,9 +70,9 @@ from .errors import (
     remote_error_from,
 )
 from .executor import shared_executor
+from .failures import tls_error, tls_message
 from .health import shared_health
 from .introspection import Introspection, RemoteDoc, check_interface
-from .naming import tls_failure, tls_message
 from .resolver import Resolver
 from .stream import RemoteStream
 
@@ -148,7 +150,8 @@ class ServiceClient:
         self._pool_size = settings["client.pool_size"]
         self.workers = settings["client.workers"]
         self._resolver = Resolver.for_address(self._ns_address, self.options.connect_timeout, self._token,
-                                              follow_changes=follow_changes) if self._by_name else None
+                                              follow_changes=follow_changes,
+                                              discover=settings["ns.discover"]) if self._by_name else None
         self._health = shared_health()
         self._idle: dict[str, list[Proxy]] = {}
         self._bad: dict[str, float] = {}
@@ -196,11 +199,13 @@ class ServiceClient:
         return list(self._resolver.instances(self.target) if self._resolver else [self.target])
 
     def call(self, method: str, args: Sequence[Any], kwargs: dict, options: CallOptions | None = None,
-             flags: int = 0) -> Any:
-        """Make one call; retry failures that happened before the request was sent."""
+             flags: int = 0, object_id: str | None = None) -> Any:
+        """Make one call (to `object_id` on the instance's host, if given: an object by reference); retry
+        failures that happened before the request was sent."""
         options = options or self.options
-        return self._retrying(lambda deadline: self._call_once(method, args, kwargs, options, flags, deadline),
-                              method, options)
+        return self._retrying(
+            lambda deadline: self._call_once(method, args, kwargs, options, flags, deadline, object_id),
+            method, options)
 
     def dispatcher(self) -> Dispatcher:
         """The queue and workers behind this client's `future()` and `aio()` calls."""
@@ -276,7 +281,7 @@ class ServiceClient:
                 time.sleep(_backoff(attempt, _seconds_left(deadline)))
 
     def _call_once(self, method: str, args: Sequence[Any], kwargs: dict, options: CallOptions, flags: int,
-                   deadline: float | None) -> Any:
+                   deadline: float | None, object_id: str | None = None) -> Any:
         try:
             uri = self._pick()
         except (LonjaError, Pyro5.errors.CommunicationError) as exc:
@@ -288,7 +293,7 @@ class ServiceClient:
                 connection = self._acquire(uri, options, deadline)
             except (LonjaError, Pyro5.errors.CommunicationError) as exc:
                 raise _NotSent() from exc
-            return self._invoke(connection, uri, method, args, kwargs, options, flags, deadline)
+            return self._invoke(connection, uri, method, args, kwargs, options, flags, deadline, object_id)
         finally:
             self._health.ended(uri, call)
 
@@ -342,6 +347,9 @@ class ServiceClient:
             raise remote_error_from(exc) from None
         self._health.answered(uri)
         self._note_speed(method, args, flags)
+        if REFERENCES in current_context.response_annotations:  # the result holds objects by reference
+            from .references import adopt
+            result = adopt(result, self, float(current_context.response_annotations[REFERENCES]))
         if is_stream(result):
             connection._pyroTimeout = options.timeout  # each item may take as long as a call
             return RemoteStream(self, connection, result)
@@ -475,9 +483,9 @@ class ServiceClient:
     def _connection_error(self, exc: BaseException) -> LonjaError:
         """AccessDenied when the service refused this caller (its token or TLS identity); ServiceUnreachable
         when it is busy, does not host the object, or does not answer."""
-        text = str(exc)
-        if tls_failure(text):
-            return AccessDenied(tls_message(f"service {self.target!r} at {self._uri}", text))
+        tls = tls_error(exc)
+        if tls is not None:
+            return AccessDenied(tls_message(f"service {self.target!r} at {self._uri}", tls))
         refused = refusal_of(exc)
         if refused is not None and refused[0] is Refusal.DENIED:
             return AccessDenied(self._unreachable_message(exc))
@@ -509,11 +517,13 @@ class ServiceProxy:
 
     def __init__(self, target: str, *, ns: str | None = None, timeout: float | None = None,
                  retries: int | None = None, serializer: str | None = None, settings: Settings | None = None,
-                 follow_changes: bool = True, interface: type | None = None) -> None:
-        client = ServiceClient(target, ns=ns, timeout=timeout, retries=retries, serializer=serializer,
-                               settings=settings, follow_changes=follow_changes)
+                 follow_changes: bool = True, interface: type | None = None,
+                 client: ServiceClient | None = None) -> None:
+        client = client or ServiceClient(target, ns=ns, timeout=timeout, retries=retries, serializer=serializer,
+                                         settings=settings, follow_changes=follow_changes)
         object.__setattr__(self, "_client", client)
-        object.__setattr__(self, "_introspection", Introspection(client, self._forget_methods))
+        forget = weakref.WeakMethod(self._forget_methods)  # no cycle: a dropped proxy is freed at once
+        object.__setattr__(self, "_introspection", Introspection(client, lambda: _call_if_alive(forget)))
         if interface is not None:
             try:
                 self._check_interface(interface)
@@ -810,6 +820,12 @@ def _description_of(meta: Metadata) -> dict[str, Any]:
     return {"class": "", "doc": "", "methods": methods, "attributes": attributes}
 
 
+def _call_if_alive(method: weakref.WeakMethod) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
 def no_limit_as_none(seconds: float | None) -> float | None:
     """A timeout as lonja keeps it: seconds, or None for no limit (given as None or 0, as in Pyro5)."""
     if seconds is None or seconds == 0:
@@ -880,3 +896,6 @@ def _backoff(attempt: int, at_most: float | None = None, base: float = 0.05, cap
     at most `at_most`, the time the call has left)."""
     wait = random.uniform(0.5, 1.0) * min(cap, base * (2 ** attempt))
     return wait if at_most is None else max(0.0, min(wait, at_most))
+
+
+from . import references  # noqa: E402, F401  (it builds on the classes above, and sends proxies by reference)

@@ -6,7 +6,10 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import Pyro5.errors
+from Pyro5.callcontext import current_context
 from Pyro5.client import Proxy
+
+from lonja.config.sharing import REFERENCES
 
 from .errors import OutcomeUnknown, remote_error_from
 from .executor import shared_executor
@@ -37,7 +40,11 @@ class RemoteStream:
                 raise StopIteration
             self._proxy._pyroClaimOwnership()
             try:
-                return next(self._stream)
+                item = next(self._stream)
+                if REFERENCES in current_context.response_annotations:  # the item holds objects by reference
+                    from .references import adopt
+                    item = adopt(item, self._owner, float(current_context.response_annotations[REFERENCES]))
+                return item
             except StopIteration:
                 self._finish()
                 raise

@@ -8,20 +8,38 @@ check, which counts compressed bytes. `GuardedDaemon` answers the handshake itse
 unless `limits.accept_marshal` is set, identifies the caller from its token, and reads every request
 through `wire.receive` under `limits.max_message_size`, answering an oversized one with "message too
 large (N > M)" on a connection that stays usable.
+
+It also dispatches every request itself (`handleRequest`): Pyro5's reads the request on its own (so a
+checked one had to be re-encoded for it to read again) and has no hook between decoding a request and
+invoking the method. The name server uses this dispatch as it is; service hosts add their executor,
+timings and counters through the `_invoke`, `_run_call`, `_run_batch`, `_start_oneway` and `_note_call`
+hooks.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import marshal
 import random
+import threading
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from Pyro5 import core, errors, protocol, serializers
+from Pyro5 import client, config, core, errors, protocol, serializers
 from Pyro5.callcontext import current_context
-from Pyro5.server import Daemon, DaemonObject
+from Pyro5.server import (
+    Daemon,
+    DaemonObject,
+    _get_attribute,
+    _get_exposed_property_value,
+    _set_exposed_property_value,
+    _unpack_weakref,
+)
 
 from .auth import AuthError, TokenTable
+from .connection import peer_address
 from .limits import Limits, peer_of
 from .pyro import transport_chosen
 from .serializers import check_marshal
@@ -121,6 +139,145 @@ class GuardedDaemon(Daemon):
                                             errors.SerializeError(reason), [f"lonja: {reason}\n"])
             return None
         return message
+
+    # -- dispatch -------------------------------------------------------------------------------------
+
+    def handleRequest(self, conn: Any) -> None:
+        """Receive one request on `conn`, run it, and send the reply (Pyro5's protocol, unchanged)."""
+        msg = self.receive_request(conn)
+        if msg is None:
+            return
+        flags, seq, serializer_id = msg.flags, msg.seq, msg.serializer_id
+        is_callback = False
+        try:
+            set_correlation_id(msg)
+            if msg.type == protocol.MSG_PING:
+                self._send(conn, protocol.MSG_PING, 0, seq, serializer_id, b"pong")
+                return
+            obj, method_name, vargs, kwargs = self._decode(conn, msg)
+            del msg
+            self._note_call(obj)
+            if flags & protocol.FLAGS_BATCH:
+                data = self._run_batch(obj, vargs)
+            elif method_name == "__getattr__":
+                data = _get_exposed_property_value(obj, vargs[0])
+            elif method_name == "__setattr__":
+                data = _set_exposed_property_value(obj, vargs[0], vargs[1])
+            else:
+                method = _get_attribute(obj, method_name)
+                if flags & protocol.FLAGS_ONEWAY:
+                    self._start_oneway(method, vargs, kwargs)
+                    return
+                is_callback = getattr(method, "_pyroCallback", False)
+                data = self._run_call(method, vargs, kwargs)
+            if flags & protocol.FLAGS_ONEWAY:
+                return
+            self._reply(conn, seq, serializer_id, data, batched=bool(flags & protocol.FLAGS_BATCH))
+        except Exception as exc:
+            answerable = not (isinstance(exc, errors.ConnectionClosedError) or flags & protocol.FLAGS_ONEWAY)
+            reportable = isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError)
+            if answerable and reportable:
+                tblines = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)
+                self._sendExceptionResponse(conn, seq, serializer_id, exc, tblines)
+            if is_callback or isinstance(exc, (errors.CommunicationError, errors.SecurityError)):
+                raise
+
+    def _decode(self, conn: Any, msg: Any) -> tuple[Any, str, Sequence[Any], dict[str, Any]]:
+        """The target object, method name and arguments of a request; the call context is set from it."""
+        vargs: Sequence[Any]
+        kwargs: dict[str, Any] | None
+        if msg.flags & protocol.FLAGS_KEEPSERIALIZED:  # BLBI was checked by receive_request
+            blobinfo, obj_id, method_name = marshal.loads(msg.annotations["BLBI"])
+            vargs, kwargs = (client.SerializedBlob(blobinfo, msg, is_blob=True),), {}
+        else:
+            obj_id, method_name, vargs, kwargs = self._loads_call(msg)
+        current_context.client = conn
+        current_context.client_sock_addr = peer_address(conn)
+        current_context.seq = msg.seq
+        current_context.annotations = msg.annotations
+        current_context.msg_flags = msg.flags
+        current_context.serializer_id = msg.serializer_id
+        obj = _unpack_weakref(self.objectsById.get(obj_id))
+        if obj is None:
+            log.debug("unknown object requested: %s", obj_id)
+            raise errors.DaemonError("unknown object")
+        if inspect.isclass(obj):
+            obj = self._getInstance(obj, conn)
+        return obj, method_name, vargs, kwargs or {}
+
+    def _loads_call(self, msg: Any) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
+        """Object id, method name and arguments from a request's body."""
+        result: tuple[str, str, Sequence[Any], dict[str, Any]] = \
+            serializers.serializers_by_id[msg.serializer_id].loadsCall(msg.data)
+        return result
+
+    def _note_call(self, obj: Any) -> None:
+        """Called for every decoded request (hosts count them)."""
+
+    def _invoke(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """Run one call."""
+        return method(*vargs, **kwargs)
+
+    def _run_call(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        try:
+            return self._invoke(method, vargs, kwargs)
+        except Exception as exc:
+            self.methodcall_error_handler(self, current_context.client_sock_addr, method, vargs, kwargs, exc)
+            raise
+
+    def _run_batch(self, obj: Any, calls: Sequence[Any]) -> list[Any]:
+        """Run a batch's calls in order; the first failure ends it, its exception the last result."""
+        results: list[Any] = []
+        for method_name, call_vargs, call_kwargs in calls:
+            method = _get_attribute(obj, method_name)
+            try:
+                results.append(self._invoke(method, call_vargs, call_kwargs or {}))
+            except Exception as exc:
+                self.methodcall_error_handler(self, current_context.client_sock_addr, method,
+                                              call_vargs, call_kwargs, exc)
+                exc._pyroTraceback = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)  # type: ignore[attr-defined]
+                results.append(core._ExceptionWrapper(exc).__serialized_dict__())  # marshal-safe
+                break
+        return results
+
+    def _start_oneway(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        """Run a oneway call without holding up the connection: on a thread of its own, as Pyro5 does."""
+        context, client_addr = current_context.to_global(), current_context.client_sock_addr
+
+        def run() -> None:
+            current_context.from_global(context)
+            try:
+                self._invoke(method, vargs, kwargs)
+            except Exception as exc:
+                log.error("oneway call %s failed: %s: %s", getattr(method, "__name__", method), type(exc).__name__, exc)
+                self.methodcall_error_handler(self, client_addr, method, vargs, kwargs, exc)
+
+        threading.Thread(target=run, name="lonja-oneway", daemon=True).start()
+
+    def _reply(self, conn: Any, seq: int, serializer_id: int, data: Any, batched: bool) -> None:
+        """Send a call's result, or start streaming it when it is an iterator."""
+        if not batched:
+            is_stream, data = self._streamResponse(data, conn)
+            if is_stream:
+                error = errors.ProtocolError("result of call is an iterator")
+                annotations = {"STRM": data.encode()} if data else {}
+                self._sendExceptionResponse(conn, seq, serializer_id, error, None,
+                                            annotations=annotations, flags=protocol.FLAGS_ITEMSTREAMRESULT)
+                return
+        self._send(conn, protocol.MSG_RESULT, protocol.FLAGS_BATCH if batched else 0, seq, serializer_id,
+                   self._dumps_result(serializer_id, data))
+
+    def _dumps_result(self, serializer_id: int, data: Any) -> bytes:
+        """A result's bytes in the caller's serializer."""
+        payload: bytes = serializers.serializers_by_id[serializer_id].dumps(data)
+        return payload
+
+    def _send(self, conn: Any, msg_type: int, flags: int, seq: int, serializer_id: int, payload: bytes) -> None:
+        annotations = current_context.response_annotations
+        annotations.update(self.annotations())
+        reply = protocol.SendingMessage(msg_type, flags, seq, serializer_id, payload, annotations=annotations)
+        current_context.response_annotations = {}
+        conn.send(reply.data)
 
 
 def _bad_blob_info(message: Any) -> str | None:

@@ -14,11 +14,21 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "ns": {
         "host": "127.0.0.1",                # where the name server listens, and where clients look for it
         "port": 9090,
+        # clients: more name servers ("HOST[:PORT]") to try, in order, when ns.host:ns.port does not answer
+        # (LONJA_NS=a:9090,b:9090 and --ns given twice set ns.host, ns.port and these); service hosts
+        # register with every one of them
+        "fallbacks": [],
+        # clients: when no configured name server answers, look for one with Pyro5's UDP broadcast (port
+        # 9091), which name servers with ns.broadcast on answer; off: nothing is ever broadcast
+        "discover": False,
         # "HOST[:PORT]" the name server puts in its own URI ("" = its address; bound to 0.0.0.0 or ::, the
         # first interface that is not loopback)
         "advertise": "",
         "storage": "sqlite",                # "sqlite" (names.sqlite in the data folder), "sqlite:PATH" or "memory"
-        "broadcast": False,                 # answer Pyro5's UDP discovery; clients never wait for it
+        "broadcast": False,                 # answer Pyro5's UDP discovery (clients with ns.discover on use it)
+        # a registration from another host whose URI points at loopback or a wildcard: False = refuse it,
+        # saying what to pass; True = put the address it came from in the URI instead (logged)
+        "correct_uris": False,
         "lease_ttl": 10.0,                  # seconds a `lonja serve` registration lives unless its host renews it
         "sweep_interval": 1.0,              # seconds between the name server's liveness sweeps
         "probe_interval": 5.0,              # seconds between object-level probes of registrations without a lease
@@ -85,6 +95,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # trusted; "" = the system's CAs (clients only)
         "ca": "",
         "require_client_cert": False,       # servers: mutual TLS, refuse clients without a certificate from `ca`
+    },
+    "references": {
+        # seconds a process holding shared objects (by reference, or callbacks) may go silent before they
+        # are dropped; holders renew every third of it
+        "lease": 30.0,
     },
     "log": {
         "level": "warning",                 # debug, info, warning, error

@@ -107,7 +107,7 @@ def _contexts(settings: Settings) -> TlsContexts:
         return TlsContexts(cert, key, ca, require)
     except (ssl.SSLError, OSError, _PasswordNeeded) as exc:
         reason = getattr(exc, "reason", None) or str(exc)
-        if "KEY_VALUES_MISMATCH" in str(exc):
+        if reason == "KEY_VALUES_MISMATCH":
             raise ConfigError(f"tls.key {key or cert} is not the private key of tls.cert {cert}: "
                               f"set both from the same pair (e.g. server.pem with server.key)") from None
         raise ConfigError(f"cannot use tls.cert {cert or '(none)'}, tls.key {key or '(none)'} and tls.ca "

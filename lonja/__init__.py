@@ -20,6 +20,8 @@ _SHORT_FORMS = {
     "expose": "lonja.services",
     "oneway": "lonja.services",
     "idempotent": "lonja.services",
+    "share": "lonja.services",
+    "remote": "lonja.services",
 }
 
 __all__ = ["__version__", *_SHORT_FORMS]

@@ -157,12 +157,16 @@ class Registry:
     def primary(self, name: str) -> Instance | None:
         """The instance plain Pyro5 clients should reach: a serving one if any, else one not checked yet,
         else the newest (an unreachable one stays reachable by lookup, for clients that reconnect)."""
-        instances = self.get(name)
-        for status in (SERVING, UNKNOWN):
-            matching = [i for i in instances if i.status == status]
-            if matching:
-                return matching[0]
-        return instances[-1] if instances else None
+        by_uri = self.instances.get(name)
+        if not by_uri:
+            return None
+        unchecked = None
+        for instance in by_uri.values():
+            if instance.status == SERVING:
+                return instance
+            if unchecked is None and instance.status == UNKNOWN:
+                unchecked = instance
+        return unchecked or next(reversed(by_uri.values()))
 
     def all(self) -> list[Instance]:
         return [i for by_uri in self.instances.values() for i in by_uri.values()]

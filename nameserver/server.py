@@ -6,7 +6,6 @@ import errno
 import ipaddress
 import logging
 import socket
-import struct
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 import Pyro5.core
 import Pyro5.errors
 import Pyro5.nameserver
-import Pyro5.protocol
 import Pyro5.server
 
 from lonja.config import Settings, stop_on_signals
@@ -49,12 +47,14 @@ class NameServerPolicy:
     unreachable_grace: float = 3600.0
     tokens: TokenTable = field(default_factory=lambda: TokenTable(False, {}, True))
     limits: Limits = field(default_factory=lambda: Limits(max_message_size=1024 * 1024))
+    correct_uris: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NameServerPolicy:
         return cls(settings["ns.lease_ttl"], settings["ns.sweep_interval"], settings["ns.probe_interval"],
                    settings["ns.probe_grace"], settings["ns.unreachable_grace"], TokenTable.from_settings(settings),
-                   Limits.from_settings(settings, max_message_size=settings["ns.max_message_size"]))
+                   Limits.from_settings(settings, max_message_size=settings["ns.max_message_size"]),
+                   settings["ns.correct_uris"])
 
 
 class NameServerDaemon(GuardedDaemon):
@@ -71,7 +71,8 @@ class NameServerDaemon(GuardedDaemon):
         self.nameserver = LonjaNameServer(storage, lease_ttl=self.policy.lease_ttl,
                                           probe_interval=self.policy.probe_interval,
                                           probe_grace=self.policy.probe_grace,
-                                          unreachable_grace=self.policy.unreachable_grace)
+                                          unreachable_grace=self.policy.unreachable_grace,
+                                          correct_uris=self.policy.correct_uris)
         self._sweeping = threading.Event()
         try:
             # Each lonja client process keeps one long-poll call open for watching changes: as many
@@ -126,15 +127,6 @@ class NameServerDaemon(GuardedDaemon):
         self.stop_background()
         super().close()
         self.nameserver.storage.close()
-
-    def handleRequest(self, conn: Any) -> None:
-        """Read the request under the name server's limits, then let Pyro5's NameServer handle it.
-
-        Pyro5's own handling reads the checked, decompressed request back from a `_Replay` of it.
-        """
-        message = self.receive_request(conn)
-        if message is not None:
-            super().handleRequest(_Replay(conn, message))
 
 
 class NameServerHandle:
@@ -223,37 +215,6 @@ class NameServerHandle:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-class _Replay:
-    """A connection whose next message is one already received (re-encoded, uncompressed); the rest is `conn`."""
-
-    def __init__(self, conn: Any, message: Any) -> None:
-        self._conn = conn
-        flags = message.flags & ~Pyro5.protocol.FLAGS_COMPRESSED
-        header = struct.pack(Pyro5.protocol._header_format, b"PYRO", Pyro5.protocol.PROTOCOL_VERSION,
-                             message.type, message.serializer_id, flags, message.seq, len(message.data),
-                             _annotations_size(message.annotations), bytes(message.corr_id), 0,
-                             Pyro5.protocol._magic_number)
-        self._pending = bytearray(header + _annotations_bytes(message.annotations) + bytes(message.data))
-
-    def recv(self, size: int) -> bytes:
-        if self._pending:
-            chunk, self._pending = bytes(self._pending[:size]), self._pending[size:]
-            return chunk
-        return self._conn.recv(size)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-def _annotations_size(annotations: dict) -> int:
-    return sum(8 + len(value) for value in annotations.values())
-
-
-def _annotations_bytes(annotations: dict) -> bytes:
-    return b"".join(key.encode("ascii") + len(value).to_bytes(4, "big") + bytes(value)
-                    for key, value in annotations.items())
 
 
 def _is_loopback(ip: str) -> bool:

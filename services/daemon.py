@@ -1,4 +1,4 @@
-"""The service host's Pyro5 daemon: how one request is dispatched to a hosted object.
+"""The service host's Pyro5 daemon: what it adds to the shared dispatch of `GuardedDaemon`.
 
 It differs from Pyro5's `Daemon.handleRequest` in these ways, each closing a gap users hit:
 - oneway calls run on a bounded executor (Pyro5 starts a new thread per oneway call, without limit);
@@ -8,7 +8,10 @@ It differs from Pyro5's `Daemon.handleRequest` in these ways, each closing a gap
 - a request over `limits.max_message_size` (after decompression) gets "message too large" as its
   answer, and the connection stays usable (the shared `GuardedDaemon.receive_request`);
 - the daemon object also answers `describe(object_id)` (signatures and docs) and `stats()`;
-- a lonja client's handshake is answered with the object's `@idempotent` and generator methods.
+- a lonja client's handshake is answered with the object's `@idempotent` and generator methods;
+- objects go by reference (`share`, `@remote`, and Pyro5's autoproxy of registered objects) in lonja
+  proxies that hold them under a lease, and a proxy that comes back arrives as its object (Pyro5#92; see
+  `lonja.config.sharing` and `.sharing`).
 """
 
 from __future__ import annotations
@@ -16,52 +19,48 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import marshal
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from Pyro5 import client, config, core, errors, protocol, serializers
+from Pyro5 import config, core, errors
 from Pyro5.callcontext import current_context
-from Pyro5.server import (
-    DaemonObject,
-    _get_attribute,
-    _get_exposed_property_value,
-    _set_exposed_property_value,
-    _unpack_weakref,
-    expose,
-)
+from Pyro5.server import DaemonObject, _get_attribute, _unpack_weakref, expose
 
 from lonja.config import import_pyro
 from lonja.config.auth import TokenTable
-from lonja.config.connection import peer_address
-from lonja.config.daemon import GuardedDaemon, set_correlation_id
+from lonja.config.daemon import GuardedDaemon
 from lonja.config.limits import Limits
+from lonja.config.sharing import REFERENCES, SharedTable, SharingMethods, install_sharing, replying
 from lonja.config.wire import SLOW, SLOW_CALL, TRACEBACK, install_encoder, is_lonja_handshake, server_handshake
 
 from .describe import call_hints, describe
+from .sharing import decoding, install_reference_decoder
 
 log = logging.getLogger("lonja.services")
 
 import_pyro()
 install_encoder()
+install_sharing()
+install_reference_decoder()
 
 
 @expose
-class HostDaemonObject(DaemonObject):
-    """Pyro5's daemon object (`Pyro.Daemon`) plus lonja's introspection and counters."""
+class HostDaemonObject(SharingMethods, DaemonObject):
+    """Pyro5's daemon object (`Pyro.Daemon`) plus lonja's introspection, counters and shared objects."""
 
     def describe(self, objectId: str) -> dict[str, Any]:
-        """Methods with signatures and docs, attributes and oneway flags of a hosted object."""
+        """Methods with signatures and docs, attributes and oneway flags of a hosted object, and how many
+        objects its host shares by reference (`shared`)."""
         obj = _unpack_weakref(self.daemon.objectsById.get(objectId))
         if obj is None:
             raise errors.DaemonError(f"unknown object {objectId!r}")
-        return describe(obj)
+        return {**describe(obj), "shared": len(self.daemon.shared)}
 
     def stats(self) -> dict[str, int]:
-        """Counters of this host: oneway calls done and failed, calls served, live threads."""
+        """Counters of this host: oneway calls done and failed, calls served, live threads, shared objects."""
         return self.daemon.stats()
 
 
@@ -94,9 +93,10 @@ class HostDaemon(GuardedDaemon):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None, *,
                  oneway_workers: int = 8, servertype: str = "adaptive", max_threads: int = 64,
-                 tokens: TokenTable | None = None, **kwargs: Any) -> None:
+                 tokens: TokenTable | None = None, reference_lease: float = 30.0, **kwargs: Any) -> None:
         super().__init__(host, port, limits or Limits(), servertype=servertype, threads=max_threads, tokens=tokens,
                          interface=HostDaemonObject, **kwargs)
+        self.shared = SharedTable(self, reference_lease)
         self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")
         self._loop = EventLoopThread()
         self._counts = {"calls": 0, "oneway_submitted": 0, "oneway_done": 0, "oneway_failed": 0}
@@ -108,9 +108,21 @@ class HostDaemon(GuardedDaemon):
             counts = dict(self._counts)
         counts["threads"] = threading.active_count()
         counts["oneway_pending"] = counts["oneway_submitted"] - counts["oneway_done"] - counts["oneway_failed"]
+        counts["shared"] = len(self.shared)
         return counts
 
+    def housekeeping(self) -> None:
+        """Drop shared objects whose holders went away for longer than a lease."""
+        self.shared.sweep()
+
+    def proxyFor(self, objectOrId: Any, nat: bool = True) -> Any:
+        """Pyro5's proxy for a registered object; in a reply, its receiver learns it holds a reference."""
+        proxy = super().proxyFor(objectOrId, nat)
+        current_context.response_annotations[REFERENCES] = self.shared.lease_text
+        return proxy
+
     def close(self) -> None:
+        self.shared.clear()
         super().close()
         self._oneway.shutdown(wait=False, cancel_futures=True)
         self._loop.close()
@@ -153,74 +165,25 @@ class HostDaemon(GuardedDaemon):
         else:
             self._count("oneway_done")
 
-    def handleRequest(self, conn: Any) -> None:
-        """Receive one request on `conn`, run it, and send the reply (Pyro5's protocol, unchanged).
+    def _note_call(self, obj: Any) -> None:
+        if not isinstance(obj, HostDaemonObject):  # the host's own introspection is not a call it serves
+            self._count("calls")
 
-        Pyro5 has no hook between decoding a request and invoking the method, so the dispatch is lonja's
-        own; receiving (the size limit, refused serializers) is the shared daemon base's.
-        """
-        msg = self.receive_request(conn)
-        if msg is None:
-            return
-        flags, seq, serializer_id = msg.flags, msg.seq, msg.serializer_id
-        is_callback = False
-        try:
-            set_correlation_id(msg)
-            if msg.type == protocol.MSG_PING:
-                self._send(conn, protocol.MSG_PING, 0, seq, serializer_id, b"pong")
-                return
-            obj, method_name, vargs, kwargs = self._decode(conn, msg)
-            del msg
-            if not isinstance(obj, HostDaemonObject):  # the host's own introspection is not a call it serves
-                self._count("calls")
-            if flags & protocol.FLAGS_BATCH:
-                data = self._run_batch(obj, vargs)
-            elif method_name == "__getattr__":
-                data = _get_exposed_property_value(obj, vargs[0])
-            elif method_name == "__setattr__":
-                data = _set_exposed_property_value(obj, vargs[0], vargs[1])
-            else:
-                method = _get_attribute(obj, method_name)
-                if flags & protocol.FLAGS_ONEWAY:
-                    self._count("oneway_submitted")
-                    self._oneway.submit(self._run_oneway, method, vargs, kwargs, current_context.to_global(),
-                                        current_context.client_sock_addr)
-                    return
-                is_callback = getattr(method, "_pyroCallback", False)
-                data = self._run_call(method, vargs, kwargs)
-            if flags & protocol.FLAGS_ONEWAY:
-                return
-            self._reply(conn, seq, serializer_id, data, batched=bool(flags & protocol.FLAGS_BATCH))
-        except Exception as exc:
-            answerable = not (isinstance(exc, errors.ConnectionClosedError) or flags & protocol.FLAGS_ONEWAY)
-            reportable = isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError)
-            if answerable and reportable:
-                tblines = errors.format_traceback(detailed=config.DETAILED_TRACEBACK)
-                self._sendExceptionResponse(conn, seq, serializer_id, exc, tblines)
-            if is_callback or isinstance(exc, (errors.CommunicationError, errors.SecurityError)):
-                raise
+    def _start_oneway(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        """Queue a oneway call on the host's bounded executor."""
+        self._count("oneway_submitted")
+        self._oneway.submit(self._run_oneway, method, vargs, kwargs, current_context.to_global(),
+                            current_context.client_sock_addr)
 
-    def _decode(self, conn: Any, msg: Any) -> tuple[Any, str, Sequence[Any], dict[str, Any]]:
-        """The target object, method name and arguments of a request; the call context is set from it."""
-        vargs: Sequence[Any]
-        if msg.flags & protocol.FLAGS_KEEPSERIALIZED:  # BLBI was checked by receive_request
-            blobinfo, obj_id, method_name = marshal.loads(msg.annotations["BLBI"])
-            vargs, kwargs = (client.SerializedBlob(blobinfo, msg, is_blob=True),), {}
-        else:
-            obj_id, method_name, vargs, kwargs = serializers.serializers_by_id[msg.serializer_id].loadsCall(msg.data)
-        current_context.client = conn
-        current_context.client_sock_addr = peer_address(conn)
-        current_context.seq = msg.seq
-        current_context.annotations = msg.annotations
-        current_context.msg_flags = msg.flags
-        current_context.serializer_id = msg.serializer_id
-        obj = _unpack_weakref(self.objectsById.get(obj_id))
-        if obj is None:
-            log.debug("unknown object requested: %s", obj_id)
-            raise errors.DaemonError("unknown object")
-        if inspect.isclass(obj):
-            obj = self._getInstance(obj, conn)
-        return obj, method_name, vargs, kwargs or {}
+    def _loads_call(self, msg: Any) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
+        """A request's body; a proxy in its arguments arrives as its object or a lonja proxy (`.sharing`)."""
+        with decoding(self):
+            return super()._loads_call(msg)
+
+    def _dumps_result(self, serializer_id: int, data: Any) -> bytes:
+        """A result's bytes; shared objects in it are exported by this host (`lonja.config.sharing`)."""
+        with replying(self.shared):
+            return super()._dumps_result(serializer_id, data)
 
     def _run_call(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         try:
@@ -255,28 +218,3 @@ class HostDaemon(GuardedDaemon):
         if slow:
             current_context.response_annotations[SLOW] = ",".join(sorted(slow)).encode()
         return results
-
-    def _reply(self, conn: Any, seq: int, serializer_id: int, data: Any, batched: bool) -> None:
-        """Send a call's result, or start streaming it when it is an iterator."""
-        serializer = serializers.serializers_by_id[serializer_id]
-        if not batched:
-            is_stream, data = self._streamResponse(data, conn)
-            if is_stream:
-                error = errors.ProtocolError("result of call is an iterator")
-                annotations = {"STRM": data.encode()} if data else {}
-                self._sendExceptionResponse(conn, seq, serializer_id, error, None,
-                                            annotations=annotations, flags=protocol.FLAGS_ITEMSTREAMRESULT)
-                return
-        self._send(conn, protocol.MSG_RESULT, protocol.FLAGS_BATCH if batched else 0, seq, serializer_id,
-                   serializer.dumps(data))
-
-    def _send(self, conn: Any, msg_type: int, flags: int, seq: int, serializer_id: int, payload: bytes) -> None:
-        reply = protocol.SendingMessage(msg_type, flags, seq, serializer_id, payload,
-                                        annotations=self._response_annotations())
-        current_context.response_annotations = {}
-        conn.send(reply.data)
-
-    def _response_annotations(self) -> dict[str, bytes]:
-        annotations = current_context.response_annotations
-        annotations.update(self.annotations())
-        return annotations

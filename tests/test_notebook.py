@@ -1,6 +1,7 @@
 """A Jupyter notebook that uses lonja (issue 10, §6), executed by nbclient in a real IPython kernel against a
 real name server and service: `await proxy.method.aio(...)`, a plain call, a stream, `help()` of a remote
-method, and a remote error shown in a few readable lines (RemoteError's `_render_traceback_`)."""
+method, a callback (§2: an `async def` listener of the notebook's, run on the kernel's event loop), and a
+remote error shown in a few readable lines (RemoteError's `_render_traceback_`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ TESTS_PATH = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
 
 @pytest.fixture
 def shop(lonja, ns) -> str:
-    lonja.start("serve", "shop_service:Shop", "--ns", ns, env={"PYTHONPATH": TESTS_PATH})
+    lonja.start("serve", "shop_service:Shop", "sharing_service:News", "--ns", ns, env={"PYTHONPATH": TESTS_PATH})
     return ns
 
 
@@ -32,6 +33,18 @@ def test_a_notebook_calls_awaits_streams_and_shows_remote_errors(shop, tmp_path,
         "shop.buy('apple')",
         "[item async for item in shop.items(3)] + list(shop.items(2))",
         "help(shop.buy)",
+        "from lonja.clients import share\n"
+        "class Progress:\n"
+        "    def __init__(self):\n"
+        "        self.steps = []\n"
+        "    async def progress(self, step):\n"
+        "        self.steps.append(step)\n"
+        "        return step\n"
+        "    def tick(self, step):\n"
+        "        pass\n"
+        f"news = connect('news', ns={shop!r})\n"
+        "progress = Progress()",
+        "(await news.work.aio(3, share(progress)), progress.steps)",
         "shop.buy('pear', 5)",
     ]
     notebook = nbformat.v4.new_notebook()
@@ -49,7 +62,8 @@ def test_a_notebook_calls_awaits_streams_and_shows_remote_errors(shop, tmp_path,
     helped = "".join(output.get("text", "") for output in results(4))
     assert "shop.buy(sku: str, count: int = 1, *, note: str = '') -> int" in helped
     assert "Raises OutOfStock if there are fewer than `count`." in helped
-    error = results(5)[0]
+    assert results(6)[0]["data"]["text/plain"] == "(3, [0, 1, 2])"
+    error = results(7)[0]
     assert error["output_type"] == "error" and error["evalue"] == "pear: only 0 left"
     assert error["traceback"][0] == "shop_service.OutOfStock: pear: only 0 left"
     assert error["traceback"][1].startswith("  raised remotely at shop_service.py line ")
