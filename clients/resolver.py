@@ -1,6 +1,7 @@
 """Name resolution shared by every proxy in the process, kept fresh by following the name server's changes.
 
-One `Resolver` per name server address (and token) holds a connection to it and the serving instances of
+One `Resolver` per name server address, or list of them (and token), holds a connection to the first
+that answers and the serving instances of
 each name asked for so far. A process that keeps calling (that asks for a name again, a second after the first
 lookup or after a failed call) also starts a background thread that follows the change log
 (`lonja_changes`): when an instance is added, removed or changes status, the cached entry for its
@@ -18,7 +19,7 @@ import threading
 import time
 from typing import ClassVar
 
-from lonja.config import parse_address
+from lonja.config import current_settings, parse_addresses
 
 from .errors import LonjaError, NameServerUnreachable
 from .naming import NameServerClient
@@ -36,23 +37,27 @@ class Resolver:
     """Serving instances per name, for one name server."""
 
     _lock = threading.Lock()
-    _by_address: ClassVar[dict[tuple[str, int, float | None, str], Resolver]] = {}
+    _by_address: ClassVar[dict[tuple[tuple[tuple[str, int], ...], float | None, str, bool], Resolver]] = {}
 
     @classmethod
     def for_address(cls, address: str, timeout: float | None, token: str, *,
-                    follow_changes: bool = True) -> Resolver:
-        """The process-wide resolver for the name server at `address` ("host:port") used with `token`.
+                    follow_changes: bool = True, discover: bool | None = None) -> Resolver:
+        """The process-wide resolver for the name server at `address` ("host:port", or several separated by
+        commas: the first that answers) used with `token`; `discover` (default: the process's ns.discover)
+        looks for one by broadcast when none of them answers.
 
         With `follow_changes` it follows the name server's change log from its next lookup on (a
         background thread); once one caller asked for that, the resolver keeps following.
         """
-        host, port = parse_address(address, "the name server address")
-        key = (host, port, timeout, token)
+        addresses = tuple(parse_addresses(address, "the name server address"))
+        if discover is None:
+            discover = bool(current_settings()["ns.discover"])
+        key = (addresses, timeout, token, discover)
         with cls._lock:
             resolver = cls._by_address.get(key)
             if resolver is None:
-                resolver = cls._by_address[key] = Resolver(NameServerClient((host, port), timeout=timeout,
-                                                                            token=token))
+                resolver = cls._by_address[key] = Resolver(NameServerClient(list(addresses), timeout=timeout,
+                                                                            token=token, discover=discover))
         if follow_changes:
             resolver.follow()
         return resolver
@@ -122,13 +127,14 @@ class Resolver:
 
     def _watch(self) -> None:
         """Follow the change log; on any gap (reset, or the name server away) drop the whole cache."""
-        follower = NameServerClient((self.ns.host, self.ns.port), timeout=WATCH_POLL + 5, token=self.ns.token)
+        follower = NameServerClient(self.ns.addresses, timeout=WATCH_POLL + 5, token=self.ns.token,
+                                    connect_timeout=self.ns.connect_timeout, discover=self.ns.discover)
         since = -1
         while True:
             try:
                 answer = follower.changes(since, WATCH_POLL)
             except LonjaError as exc:
-                log.debug("watching %s: %s", self.ns.address, exc)
+                log.debug("watching %s: %s", follower.address, exc)
                 self._clear(keep=True)
                 since = -1
                 time.sleep(1.0)

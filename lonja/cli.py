@@ -12,7 +12,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from lonja.config import Settings, apply_to_pyro, import_pyro, install_settings, load_settings, parse_address
+from lonja.config import Settings, apply_to_pyro, import_pyro, install_settings, load_settings, parse_addresses
+from lonja.config.settings import ns_flags
 
 from . import __version__, exits
 
@@ -61,14 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import up
 
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--ns", metavar="HOST:PORT", help="the name server (default: settings, 127.0.0.1:9090)")
-    common.add_argument("--config", metavar="FILE", help="settings file (default: LONJA_CONFIG, else ./lonja.toml)")
-    common.add_argument("--data-dir", metavar="DIR", help="local data folder (default: ./.lonja)")
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    common = _global_options("ns")
 
     parser = argparse.ArgumentParser(
-        prog="lonja", parents=[common],
+        prog="lonja", parents=[_global_options("ns_before_command")],
         description="Call remote objects like local ones: a name server, service hosts and clients on Pyro5.",
         epilog="exit codes: 0 ok, 1 the remote call raised, 2 usage or settings error, "
                "3 name server or service unreachable or unknown name, 4 port or name already in use, "
@@ -85,13 +82,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _global_options(ns_dest: str) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name; --ns given before the command is kept
+    apart (in `ns_dest`) from --ns given after it, which argparse would otherwise let replace it."""
+    options = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    options.add_argument("--ns", metavar="HOST:PORT", action=_Append, dest=ns_dest,
+                         help="the name server (default: settings, 127.0.0.1:9090); several: repeat --ns or "
+                              "separate them with commas (clients use the first that answers, `serve` registers "
+                              "with each)")
+    options.add_argument("--config", metavar="FILE", help="settings file (default: LONJA_CONFIG, else ./lonja.toml)")
+    options.add_argument("--data-dir", metavar="DIR", help="local data folder (default: ./.lonja)")
+    options.add_argument("--debug", action="store_true", help="show tracebacks")
+    return options
+
+
+class _Append(argparse.Action):
+    """A repeatable option: each use adds its value to a list (the subcommand's own, apart from the one
+    given before the subcommand, which argparse would otherwise replace)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest, []), values])
+
+
 def settings_for(args: argparse.Namespace) -> Settings:
     """Load every settings layer, with this command's flags on top."""
     flags: dict[str, tuple[object, str]] = {}
-    if getattr(args, "ns", None):
-        host, port = parse_address(args.ns, "--ns")
-        flags["ns.host"] = (host, "--ns")
-        flags["ns.port"] = (port, "--ns")
+    given = [*getattr(args, "ns_before_command", []), *getattr(args, "ns", [])]
+    if given:
+        flags.update(ns_flags(parse_addresses(given, "--ns"), "--ns"))
     if getattr(args, "data_dir", None):
         flags["data.dir"] = (args.data_dir, "--data-dir")
     for attribute, key in getattr(args, "flags", {}).items():

@@ -56,7 +56,8 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
         with stop_on_signals(host.stop):  # through the clean-up too: a second Ctrl-C must not cut it short
             try:
                 if not args.no_web:
-                    at_ns = {"ns.host": (ns.host, "lonja up"), "ns.port": (ns.port, "lonja up")}
+                    at_ns = {"ns.host": (ns.host, "lonja up"), "ns.port": (ns.port, "lonja up"),
+                             "ns.fallbacks": ([], "lonja up")}
                     web, web_line = start_for_up(settings.with_flags(at_ns), args.web_host, args.web_port)
                 for name in sorted(BUILTINS):
                     host.add(load_target(name))

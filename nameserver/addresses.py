@@ -4,12 +4,15 @@ cannot use.
 A registration that arrives from another host (a peer that is neither loopback nor this host's own
 address on that connection) and whose URI's host is a loopback address (127.x, ::1, `localhost`) or a
 wildcard (0.0.0.0, ::) is refused with one line saying what to pass instead: every client on another
-machine would be sent to itself. The same URI registered from this host is fine (a one-machine setup).
+machine would be sent to itself. With `ns.correct_uris` on, such a URI is corrected instead: its host
+becomes the address the registration came from (the connection's peer), and one line is logged. The same
+URI registered from this host is fine (a one-machine setup).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import Any
 
 import Pyro5.core
@@ -17,6 +20,8 @@ import Pyro5.errors
 from Pyro5.callcontext import current_context
 
 from lonja.config.addresses import is_loopback, is_unreachable_from_elsewhere, is_wildcard
+
+log = logging.getLogger("lonja.nameserver")
 
 
 class UnreachableURI(Pyro5.errors.SecurityError):
@@ -27,16 +32,23 @@ class UnreachableURI(Pyro5.errors.SecurityError):
     """
 
 
-def refuse_unreachable_uri(name: str, uri: str) -> None:
-    """Raise UnreachableURI if the caller is on another host and `uri` points at loopback or a wildcard."""
-    host = Pyro5.core.URI(uri).host
+def checked_uri(name: str, uri: str, correct: bool = False) -> str:
+    """`uri`, unless the caller is on another host and `uri` points at loopback or a wildcard: then, with
+    `correct`, `uri` with the caller's address as its host (logged); without, UnreachableURI."""
+    parsed = Pyro5.core.URI(uri)
+    host = parsed.host
     if host is None or not is_unreachable_from_elsewhere(host):
-        return
+        return uri
     peer, local = _connection_ends(getattr(current_context, "client", None),
                                    getattr(current_context, "client_sock_addr", None))
     if peer is None or is_loopback(peer) or peer == local:
-        return
-    raise UnreachableURI(refusal(name, uri, host, peer))
+        return uri
+    if not correct:
+        raise UnreachableURI(refusal(name, uri, host, peer))
+    parsed.host = peer
+    corrected = str(parsed)
+    log.warning("corrected %r at %s, registered from %s, to %s (ns.correct_uris)", name, uri, peer, corrected)
+    return corrected
 
 
 def refusal(name: str, uri: str, host: str, peer: str) -> str:

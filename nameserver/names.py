@@ -35,7 +35,7 @@ from Pyro5.callcontext import current_context
 
 from lonja.config.auth import ANONYMOUS_OPEN, Identity
 
-from .addresses import refuse_unreachable_uri
+from .addresses import checked_uri
 from .errors import NameAlreadyServed
 from .registry import NOT_SERVING, SERVING, UNKNOWN, UNREACHABLE, Instance, Registry
 
@@ -82,8 +82,9 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
 
     def __init__(self, storage: Any, *, lease_ttl: float = 10.0, probe_interval: float = 5.0,
                  probe_grace: float = 15.0, unreachable_grace: float = 3600.0,
-                 probe: Callable[[str], Probe] | None = None) -> None:
+                 probe: Callable[[str], Probe] | None = None, correct_uris: bool = False) -> None:
         super().__init__(storage)
+        self.correct_uris = correct_uris
         self.lease_ttl = lease_ttl
         self.probe_interval = probe_interval
         self.probe_grace = probe_grace
@@ -101,7 +102,7 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
     def register(self, name: str, uri: Any, safe: bool = False, metadata: Iterable[str] | None = None) -> None:
         """Pyro5's register: one plain instance under `name` (checked by probing, not by a lease)."""
         name, uri, tags = _check_name(name), _check_uri(uri), _check_tags(metadata, "metadata")
-        refuse_unreachable_uri(name, uri)
+        uri = checked_uri(name, uri, self.correct_uris)
         identity = self._writer(name)
         with self.lock:
             self._refuse_if_leased(name)
@@ -110,7 +111,8 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
             self.registry.drop_name(name)
             self.registry.add(Instance(name, uri, identity.who, _class_of(tags), next_probe=0.0))
             self._sync_primary(name, tags, identity.who)
-        log.info("%s registered %s -> %s", _who(identity), _quote(name), uri)
+        if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call when it logs nothing
+            log.info("%s registered %s -> %s", _who(identity), _quote(name), uri)
 
     def remove(self, name: str | None = None, prefix: str | None = None, regex: str | None = None) -> int:
         """Pyro5's remove: `name`, else every name with `prefix`, else every name `regex` matches; none of
@@ -193,7 +195,7 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
         A different class under a name that is still served is refused. Returns the lease in seconds.
         """
         name, uri, tags = _check_name(name), _check_uri(uri), _check_tags(metadata, "metadata")
-        refuse_unreachable_uri(name, uri)
+        uri = checked_uri(name, uri, self.correct_uris)
         ttl = self._check_ttl(ttl)
         class_name = _check_text(class_name, "class_name", MAX_NAME_LENGTH, allow_empty=True)
         identity = self._writer(name)
@@ -211,8 +213,9 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
                                 lease_ttl=ttl, status=SERVING, last_seen=time.time())
             self.registry.add(instance)
             self._sync_primary(name, tags, identity.who)
-        log.info("%s registered %s -> %s (lease %.0f s)", _who(identity), _quote(name), uri, ttl)
-        return {"ttl": ttl}
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s registered %s -> %s (lease %.0f s)", _who(identity), _quote(name), uri, ttl)
+        return {"ttl": ttl, "uri": uri}
 
     def lonja_renew(self, entries: builtins.list[builtins.list[str]],
                     ttl: float | None = None) -> builtins.list[builtins.list[str]]:

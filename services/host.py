@@ -2,7 +2,9 @@
 
 Names are registered when the host starts and removed when it stops, including on SIGINT/SIGTERM
 (Pyro5's `serve()` never unregisters). A name held by a live server is refused; one left behind by a
-dead server is taken over.
+dead server is taken over. With several name servers (`--ns a --ns b`, `LONJA_NS=a:9090,b:9090`) a host
+registers with every one of them, so that a client finds it whichever name server it uses: it starts
+once one of them answers, and registers with the others when they answer (at a lease renewal).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import Pyro5.errors
 from Pyro5.client import Proxy
 
 from lonja.clients.errors import NameServerUnreachable
-from lonja.clients.naming import NameServerClient
+from lonja.clients.naming import DEFAULT_CONNECT_TIMEOUT, NameServerClient, resolve_ns_addresses
 from lonja.config import Settings
 from lonja.config.addresses import nat_options
 from lonja.config.auth import TokenTable, client_token
@@ -52,6 +54,20 @@ class Hosted:
     metadata: frozenset[str]
     target: Any
     class_name: str = ""
+
+
+class _Registrar:
+    """This host's standing with one name server: its client, its session, and the URI each name is
+    registered with there (a name server with ns.correct_uris on may have put another host in it)."""
+
+    def __init__(self, ns: NameServerClient) -> None:
+        self.ns = ns
+        self.session = HostSession(ns.host, ns.port, ns.token, ns.timeout)
+        self.uris: dict[str, str] = {}
+        self.reachable = True
+
+    def uri_of(self, hosted: Hosted) -> str:
+        return self.uris.get(hosted.name, hosted.uri)
 
 
 def load_target(target: str, app_dir: str | os.PathLike[str] | None = None) -> type:
@@ -131,32 +147,37 @@ class ServiceHost:
     def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None,
                  ns: str | tuple[str, int] | None = None, advertise: str | None = None) -> None:
         """Bind `host:port` (default: service.host, service.port) and advertise `advertise` ("HOST[:PORT]",
-        default: service.advertise) in URIs; bound to a wildcard without it, the address that reaches `ns`."""
+        default: service.advertise) in URIs; bound to a wildcard without it, the address that reaches the
+        (first) name server. `ns` (default: the settings' name servers) may name several, comma-separated."""
         self.settings = settings
         tokens = TokenTable.for_callers(settings) if settings["auth.require_token"] else None
         host = host or settings["service.host"]
         port = settings["service.port"] if port is None else port
-        self.ns = NameServerClient(ns or (settings["ns.host"], settings["ns.port"]),
-                                   timeout=settings["client.connect_timeout"] or None,
-                                   token=client_token(settings))
+        timeout = settings["client.connect_timeout"] or None
+        self._registrars = [_Registrar(NameServerClient(address, timeout=timeout, token=client_token(settings),
+                                                        connect_timeout=timeout or DEFAULT_CONNECT_TIMEOUT,
+                                                        discover=False))
+                            for address in resolve_ns_addresses(ns, settings)]
+        self.ns = self._registrars[0].ns
         advertise = settings["service.advertise"] if advertise is None else advertise
         nat = nat_options(host, advertise, "--advertise (service.advertise)", (self.ns.host, self.ns.port))
         try:
             self.daemon = HostDaemon(host, port, Limits.from_settings(settings),
                                      oneway_workers=settings["service.oneway_workers"],
                                      servertype=settings["service.servertype"],
-                                     max_threads=settings["service.threads"], tokens=tokens, **nat)
+                                     max_threads=settings["service.threads"], tokens=tokens,
+                                     reference_lease=settings["references.lease"], **nat)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ServiceError(f"port {port} on {host} is already in use: use --port to pick another, "
                                    f"or leave it out for a free one") from None
             raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self.lease_ttl = settings["ns.lease_ttl"]
-        self.session = HostSession(self.ns.host, self.ns.port, self.ns.token, self.ns.timeout)
+        self.session = self._registrars[0].session
         self.hosted: list[Hosted] = []
         self._registered: list[Hosted] = []
         self._thread: threading.Thread | None = None
-        self._renewer: threading.Thread | None = None
+        self._renewers: list[threading.Thread] = []
         self._stopped = threading.Event()
 
     def add(self, target: type | object, name: str | None = None, metadata: set[str] | None = None) -> Hosted:
@@ -194,8 +215,10 @@ class ServiceHost:
         self._attach()
         self._thread = threading.Thread(target=self.daemon.requestLoop, name="lonja-host", daemon=True)
         self._thread.start()
-        self._renewer = threading.Thread(target=self._renew_loop, name="lonja-lease", daemon=True)
-        self._renewer.start()
+        for registrar in self._registrars:
+            renewer = threading.Thread(target=self._renew_loop, args=(registrar,), name="lonja-lease", daemon=True)
+            renewer.start()
+            self._renewers.append(renewer)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until `stop()` is called (True) or the timeout passes (False)."""
@@ -208,15 +231,16 @@ class ServiceHost:
     def close(self) -> None:
         """Mark every name this host registered not serving, remove them, then stop serving."""
         self._stopped.set()
-        if self._renewer is not None:
-            self._renewer.join(timeout=5)
-        self.session.close()
+        for renewer in self._renewers:
+            renewer.join(timeout=5)
         registered, self._registered = list(reversed(self._registered)), []
-        for hosted in registered:
-            self._release(hosted, "not serving")
-        for hosted in registered:
-            self._release(hosted, None)
-        self.ns.close()
+        for registrar in self._registrars:
+            registrar.session.close()
+            steps = [(hosted, status) for status in ("not serving", None) for hosted in registered]
+            for hosted, status in steps if registrar.reachable else ():
+                if not self._release(registrar, hosted, status):
+                    break  # that name server is gone: do not wait for it once per name
+            registrar.ns.close()
         if self._thread is not None:
             self.daemon.shutdown()
             self._thread.join(timeout=5)
@@ -230,70 +254,107 @@ class ServiceHost:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    def registered_as(self, hosted: Hosted) -> dict[str, str]:
+        """The name servers (address -> URI) that keep `hosted` under another URI than its own (they
+        corrected a loopback or wildcard host: ns.correct_uris)."""
+        return {registrar.ns.address: registrar.uris[hosted.name] for registrar in self._registrars
+                if registrar.uris.get(hosted.name, hosted.uri) != hosted.uri}
+
     def _claim(self, hosted: Hosted) -> None:
-        """Register `hosted`: under a lease with lonja's name server, plainly with Pyro5's own."""
+        """Register `hosted` with every name server that answers; NameServerUnreachable if none does."""
+        failures: list[NameServerUnreachable] = []
+        for registrar in self._registrars:
+            try:
+                self._claim_with(registrar, hosted)
+            except NameServerUnreachable as exc:
+                failures.append(exc)
+                if registrar.reachable and len(self._registrars) > 1:
+                    log.warning("the name server at %s is unreachable: %s will be registered there when it "
+                                "answers", registrar.ns.address, hosted.name)
+                registrar.reachable = False
+        if len(failures) == len(self._registrars):
+            if len(failures) == 1:
+                raise failures[0]
+            raise NameServerUnreachable(f"no name server answers at {', '.join(r.ns.address for r in self._registrars)}"
+                                        f": start one with `lonja up` or `lonja ns`, or point --ns / LONJA_NS at the "
+                                        f"right HOST:PORT")
+        if hosted not in self._registered:
+            self._registered.append(hosted)
+
+    def _claim_with(self, registrar: _Registrar, hosted: Hosted) -> None:
+        """Register `hosted` with one name server: under a lease with lonja's, plainly with Pyro5's own."""
+        ns = registrar.ns
         try:
-            if self.ns.is_lonja():
-                self.ns.register_instance(hosted.name, hosted.uri, hosted.metadata, self.lease_ttl,
-                                          hosted.class_name)
+            if ns.is_lonja():
+                _, registrar.uris[hosted.name] = ns.register_instance_at(hosted.name, hosted.uri, hosted.metadata,
+                                                                         self.lease_ttl, hosted.class_name)
             else:
-                existing = self.ns.list(hosted.name).get(hosted.name)
+                existing = ns.list(hosted.name).get(hosted.name)
                 if existing and existing[0] != hosted.uri and _is_alive(existing[0]):
                     raise NameTaken(hosted.name, str(existing[0]))
-                self.ns.register(hosted.name, hosted.uri, hosted.metadata)
+                ns.register(hosted.name, hosted.uri, hosted.metadata)
         except NameTaken as exc:
             raise NameTaken(hosted.name, exc.served_uri, exc.served_class,
                             advice="stop that server, or host this one under another name with --name") from None
-        if hosted not in self._registered:
-            self._registered.append(hosted)
-        log.info("registered %s as %s", hosted.name, hosted.uri)
+        log.info("registered %s as %s at %s", hosted.name, registrar.uri_of(hosted), ns.address)
 
-    def _renew_loop(self) -> None:
-        """Renew leases every third of their life; re-register names a restarted name server forgot."""
-        reachable = True
+    def _renew_loop(self, registrar: _Registrar) -> None:
+        """Renew leases with one name server every third of their life; register again what it forgot
+        (it restarted, or it did not answer when this host started)."""
+        ns = registrar.ns
         while not self._stopped.wait(self.lease_ttl / 3):
-            if not self._registered or not self._lonja_ns():
+            if not self._registered or not self._lonja_ns(registrar):
                 continue
             try:
-                forgotten = set(self.ns.renew([(h.name, h.uri) for h in self._registered], self.lease_ttl))
-                for hosted in [h for h in self._registered if (h.name, h.uri) in forgotten]:
-                    self._claim(hosted)
-                    log.warning("re-registered %s: the name server had forgotten it", hosted.name)
-                self._attach()
-                if not reachable:
-                    log.warning("the name server at %s is back", self.ns.address)
-                reachable = True
+                entries = {(h.name, registrar.uri_of(h)): h for h in self._registered}
+                forgotten = set(ns.renew(list(entries), self.lease_ttl))
+                for key in [key for key in entries if key in forgotten]:
+                    self._claim_with(registrar, entries[key])
+                    if registrar.reachable:
+                        log.warning("re-registered %s: the name server at %s had forgotten it", key[0], ns.address)
+                self._attach(registrar)
+                if not registrar.reachable:
+                    log.warning("the name server at %s is back", ns.address)
+                registrar.reachable = True
             except NameServerUnreachable:
-                if reachable:
+                if registrar.reachable:
                     log.warning("the name server at %s is unreachable: still serving, will re-register when "
-                                "it returns", self.ns.address)
-                reachable = False
+                                "it returns", ns.address)
+                registrar.reachable = False
             except Exception as exc:  # keep renewing whatever one round ran into
-                log.warning("lease renewal failed: %s", exc)
+                log.warning("lease renewal with %s failed: %s", ns.address, exc)
 
-    def _attach(self) -> None:
-        """Tie this host's instances to its session with a lonja name server (see services.session)."""
-        if self._registered and self._lonja_ns():
-            self.session.attach([(h.name, h.uri) for h in self._registered])
+    def _attach(self, registrar: _Registrar | None = None) -> None:
+        """Tie this host's instances to its sessions with lonja name servers (see services.session)."""
+        for each in [registrar] if registrar is not None else self._registrars:
+            if self._registered and each.reachable and self._lonja_ns(each):
+                each.session.attach([(h.name, each.uri_of(h)) for h in self._registered])
 
-    def _lonja_ns(self) -> bool:
+    @staticmethod
+    def _lonja_ns(registrar: _Registrar) -> bool:
         try:
-            return self.ns.is_lonja()
+            return registrar.ns.is_lonja()
         except NameServerUnreachable:
             return True
 
-    def _release(self, hosted: Hosted, status: str | None) -> None:
-        """Mark `hosted` with `status`, or (None) remove it; the name server may already be gone."""
+    @staticmethod
+    def _release(registrar: _Registrar, hosted: Hosted, status: str | None) -> bool:
+        """Mark `hosted` with `status`, or (None) remove it; False if the name server is gone already."""
+        ns, uri = registrar.ns, registrar.uri_of(hosted)
         try:
-            if not self.ns.is_lonja():
-                if status is None and self.ns.lookup(hosted.name)[0] == hosted.uri:
-                    self.ns.remove(hosted.name)
+            if not ns.is_lonja():
+                if status is None and ns.lookup(hosted.name)[0] == uri:
+                    ns.remove(hosted.name)
             elif status is None:
-                self.ns.unregister(hosted.name, hosted.uri)
+                ns.unregister(hosted.name, uri)
             else:
-                self.ns.set_status(hosted.name, hosted.uri, status)
+                ns.set_status(hosted.name, uri, status)
+        except NameServerUnreachable as exc:
+            log.warning("could not unregister %s at %s: %s", hosted.name, ns.address, exc)
+            return False
         except Exception as exc:
-            log.warning("could not unregister %s: %s", hosted.name, exc)
+            log.warning("could not unregister %s at %s: %s", hosted.name, ns.address, exc)
+        return True
 
 
 def _is_alive(uri: str, timeout: float = 2.0) -> bool:

@@ -4,9 +4,11 @@ The name server runs on host a (198.18.0.1), echo services on b (.2) and d (.4),
 process is real and runs in its host with `ip netns exec`. The scenarios: calls spread over two hosts and
 survive a kill -9 (noticed by the name server through the host's session) and a restart; a service bound
 to 0.0.0.0 is reachable from another host, and so is `lonja up --host 0.0.0.0`; a loopback URI from
-another host is refused; the name server restarts under load; mutual TLS across hosts; a partition
-(packets dropped with nft, or the link down) fails calls over and heals; added latency through a
-delaying relay (tests/relay.py), and each call mode's cost under it. Each assertion message carries the
+another host is refused, or corrected with ns.correct_uris; the name server restarts under load; mutual
+TLS across hosts; a partition (packets dropped with nft, or the link down) fails calls over and heals;
+several name servers, the first down (killed, then silent): clients use the second; discovery by UDP
+broadcast (only inside these namespaces), on and off; added latency through a delaying relay
+(tests/relay.py), and each call mode's cost under it. Each assertion message carries the
 figures, which are also printed (`pytest -s` shows them). The tests without the `network` fixture need
 no namespaces.
 """
@@ -14,6 +16,7 @@ no namespaces.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import signal
@@ -35,6 +38,7 @@ from lonja.services import session as host_session
 pytestmark = pytest.mark.timeout(240)
 
 NS = "198.18.0.1:9090"
+NS_D = "198.18.0.4:9090"
 NS_COMMAND = ("ns", "--host", "0.0.0.0")
 SERVE_COMMAND = ("serve", "echo", "--host", "0.0.0.0", "--ns", NS)
 RELAYED = ("--port", "7101", "--advertise", "198.18.0.3:7100")
@@ -42,14 +46,44 @@ LS_COMMAND = ("ls", "--ns", NS)
 CALL_COMMAND = ("call", "echo.echo", "hi", "--ns", NS)
 REFUSED_COMMAND = ("serve", "echo", "--ns", NS)
 CERTS_COMMAND = ("certs", "init", "certs", *(arg for i in range(1, 5) for arg in ("--san", f"198.18.0.{i}")))
+SERVE_TWICE_COMMAND = (*SERVE_COMMAND, "--ns", NS_D)
+CALL_EITHER_COMMAND = (f"LONJA_NS={NS},{NS_D}", "call", "echo.echo", "hi")
+BROADCAST_NS_COMMAND = ("LONJA_NS_BROADCAST=true", *NS_COMMAND)
+DISCOVER_COMMAND = ("LONJA_NS_DISCOVER=true", "call", "echo.echo", "hi")
+CORRECTING_NS_COMMAND = ("LONJA_NS_CORRECT_URIS=true", *NS_COMMAND)
+LOOPBACK_COMMAND = ("serve", "echo", "--host", "0.0.0.0", "--advertise", "127.0.0.1", "--ns", NS)
 README_COMMANDS = {NS_COMMAND, SERVE_COMMAND, SERVE_COMMAND + RELAYED, LS_COMMAND, CALL_COMMAND, REFUSED_COMMAND,
-                   CERTS_COMMAND}
-"""The commands of the README's "Two computers" section: the tests run exactly these."""
+                   CERTS_COMMAND, SERVE_TWICE_COMMAND, CALL_EITHER_COMMAND, BROADCAST_NS_COMMAND, DISCOVER_COMMAND,
+                   CORRECTING_NS_COMMAND, LOOPBACK_COMMAND}
+"""The commands of the README's "Two computers" section, each the `lonja` arguments after any VAR=value
+words (`A$ LONJA_NS_BROADCAST=true lonja ns ...`): the tests run exactly these."""
 THREADS = 4
 CLIENT_TIMEOUT = 5.0
 SESSION_NOTICE = 3.0
 """Seconds within which the name server marks a killed host's instances not serving (its session closed;
 the lease, 10 s, would take longer). The target is under 1 s; the bound is generous for a busy machine."""
+
+
+def split_env(command: tuple[str, ...]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """A README command's leading VAR=value words as an environment, and the `lonja` arguments after them."""
+    words = list(command)
+    env = {}
+    while words and "=" in words[0] and words[0].split("=", 1)[0].isupper():
+        key, value = words.pop(0).split("=", 1)
+        env[key] = value
+    return env, tuple(words)
+
+
+def run_readme(host: Host, command: tuple[str, ...], timeout: float = 30.0) -> Any:
+    """Run a README command (VAR=value words, then `lonja` arguments) on `host` to completion."""
+    env, args = split_env(command)
+    return host.run(*args, env=env, timeout=timeout)
+
+
+def start_readme(host: Host, command: tuple[str, ...], ready: str) -> NetnsProcess:
+    """Start a README command (VAR=value words, then `lonja` arguments) on `host`."""
+    env, args = split_env(command)
+    return host.start(*args, env=env, ready=ready)
 
 
 def start_ns(host: Host, env: dict[str, str] | None = None) -> NetnsProcess:
@@ -160,7 +194,11 @@ def test_host_and_name_server_agree_on_the_session_object():
 def test_readme_two_computers_runs_the_commands_of_these_tests():
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Two computers\n", 1)[1].split("\n## ", 1)[0]
-    shown = {tuple(shlex.split(line.split("$ lonja ", 1)[1])) for line in section.splitlines() if "$ lonja " in line}
+    shown = set()
+    for line in section.splitlines():
+        match = re.match(r"[A-Z]\$ ((?:[A-Z_]+=\S+ )*)lonja (.*)", line)
+        if match:
+            shown.add(tuple(shlex.split(match.group(1))) + tuple(shlex.split(match.group(2))))
     assert shown == README_COMMANDS, f"README only: {shown - README_COMMANDS}; tests only: {README_COMMANDS - shown}"
 
 
@@ -441,3 +479,138 @@ def test_call_modes_with_2_ms_added_each_way(network: Network):
     assert row["sync"] >= 2 * delay, f"a sync call took less than the two delays: {summary}"
     for mode in ("futures", "aio", "batch", "oneway"):
         assert row[mode] < row["sync"] / 2, f"{mode} calls did not overlap the added latency: {summary}"
+
+
+# -- several name servers, discovery, corrected URIs ---------------------------------------------------------
+
+
+UDP_LISTENER = ("import socket\n"
+                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                "s.bind(('0.0.0.0', 9091))\n"
+                "print('listening', flush=True)\n"
+                "while True:\n"
+                "    data, peer = s.recvfrom(100)\n"
+                "    print('got', data.decode(), 'from', peer[0], flush=True)\n")
+"""A stand-in on Pyro5's discovery port that answers nothing and prints every request it gets."""
+
+
+def test_several_name_servers_the_first_down_clients_use_the_second(network: Network):
+    a, b, c, d = (network[label] for label in "abcd")
+    ns_a = start_ns(a)
+    start_ns(d)
+    echo = b.start(*SERVE_TWICE_COMMAND)
+    uri = echo.wait_for("serving echo at ").split(" at ", 1)[1].strip()
+    for address in (NS, NS_D):
+        listed = c.run("ls", "echo", "--ns", address)
+        assert listed.returncode == 0 and address_of(uri) in listed.stdout, \
+            f"B registers with every name server: `lonja ls --ns {address}` on C:\n{listed.stdout}{listed.stderr}"
+    both = f"{NS},{NS_D}"
+    client = c.python(script("multihost_client.py"), "--ns", both, "--threads", "2", ready='"ready"')
+    assert wait_until(lambda: len(calls(client)) >= 20, 30)
+    watch = c.start("watch", "--json", "echo", ready='"kind"', env={"LONJA_NS": both})
+    assert "watching 198.18.0.1:9090" in watch.output(), watch.output()
+    a.kill(ns_a)
+    killed = time.time()
+    started = time.monotonic()
+    called = run_readme(c, CALL_EITHER_COMMAND)
+    refused_s = time.monotonic() - started
+    assert (called.returncode, called.stdout.strip()) == (0, "'hi'"), called.stdout + called.stderr
+    assert wait_until(lambda: sum(r["start"] > killed + 1 for r in calls(client)) >= 20, 30)
+    echo_d = d.start(*SERVE_TWICE_COMMAND)
+    uri_d = echo_d.wait_for("serving echo at ").split(" at ", 1)[1].strip()
+    assert wait_until(lambda: sum(r["instance"] == uri_d and r["ok"] for r in calls(client)) >= 10, 30), \
+        f"clients did not learn of D's instance from D: {Counter(r['instance'] for r in calls(client))}"
+    assert wait_until(lambda: any(change["uri"] == uri_d for change in changes(watch)), 30), watch.output()
+    if nft_binary():
+        a.drop_packets()
+    else:
+        a.link(up=False)
+    started = time.monotonic()
+    silent = run_readme(c, CALL_EITHER_COMMAND)
+    silent_s = time.monotonic() - started
+    started = time.monotonic()
+    none = c.run("call", "echo.echo", "hi", "--ns", NS, "--ns", "198.18.0.3:9")
+    none_s = time.monotonic() - started
+    client.stop()
+    records = calls(client)
+    after = [r for r in records if r["start"] > killed]
+    summary = figures("first name server down", {
+        "s for `lonja call` (first refused)": refused_s, "s for `lonja call` (first silent)": silent_s,
+        "s for `lonja call` (none answers)": none_s, "calls after the kill": len(after),
+        "failed after the kill": sum(not r["ok"] for r in after),
+        "calls on D's instance (registered after the kill)": sum(r["instance"] == uri_d for r in after)})
+    assert (silent.returncode, silent.stdout.strip()) == (0, "'hi'"), silent.stdout + silent.stderr
+    assert after and all(r["ok"] for r in after), f"calls failed after the first name server died: {summary}"
+    lines = none.stderr.strip().splitlines()
+    assert none.returncode == 3 and len(lines) == 1, f"exit {none.returncode}: {none.stderr} ({summary})"
+    assert "198.18.0.1:9090 (no answer within 2 s)" in lines[0] and "198.18.0.3:9 (connection refused)" in lines[0], \
+        lines[0]
+    assert silent_s < 2 + 8, f"a silent first name server is given the connect timeout (2 s), no more: {summary}"
+    assert watch.proc.poll() is None, watch.output()
+
+
+def test_discovery_is_off_by_default_and_finds_a_broadcasting_name_server_when_on(network: Network):
+    a, b, c, d = (network[label] for label in "abcd")
+    listener = d.spawn(PYTHON, "-c", UDP_LISTENER, ready="listening")
+    start_readme(a, BROADCAST_NS_COMMAND, ready="name server listening")
+    serve_echo(b)
+    off = c.run("call", "echo.echo", "hi")
+    lines = off.stderr.strip().splitlines()
+    assert off.returncode == 3 and len(lines) == 1 and "no name server answers at 127.0.0.1:9090" in lines[0], \
+        f"no name server on C, discovery off: exit {off.returncode}, {off.stderr}"
+    time.sleep(1)
+    assert "got" not in listener.output(), f"discovery is off, yet a request was broadcast: {listener.output()}"
+    started = time.monotonic()
+    found = run_readme(c, DISCOVER_COMMAND)
+    found_s = time.monotonic() - started
+    summary = figures("discovery", {"s for `lonja call` by broadcast": found_s})
+    assert (found.returncode, found.stdout.strip()) == (0, "'hi'"), f"{found.stdout}{found.stderr} ({summary})"
+    assert listener.wait_for("got GET_NSURI from 198.18.0.3", 10), listener.output()
+    program = ("from lonja.clients import connect\n"
+               "with connect('echo') as echo:\n"
+               "    print(echo.echo('found'))\n")
+    library = c.exec(PYTHON, "-c", program, env={"LONJA_NS_DISCOVER": "true"})
+    assert library.stdout.strip() == "found", library.stdout + library.stderr
+
+
+def test_discovery_without_an_answer_says_what_it_tried(network: Network):
+    c, d = network["c"], network["d"]
+    listener = d.spawn(PYTHON, "-c", UDP_LISTENER, ready="listening")
+    started = time.monotonic()
+    result = run_readme(c, DISCOVER_COMMAND)
+    elapsed = time.monotonic() - started
+    lines = result.stderr.strip().splitlines()
+    summary = figures("discovery, nobody answers", {"s": elapsed})
+    assert result.returncode == 3 and len(lines) == 1, f"exit {result.returncode}: {result.stderr} ({summary})"
+    assert "127.0.0.1:9090 (connection refused)" in lines[0] and "broadcast" in lines[0], lines[0]
+    assert listener.wait_for("got GET_NSURI from 198.18.0.3", 10), listener.output()
+
+
+def test_correct_uris_makes_a_service_advertising_loopback_reachable_from_another_host(network: Network):
+    a, b, c = network["a"], network["b"], network["c"]
+    ns = start_readme(a, CORRECTING_NS_COMMAND, ready="name server listening")
+    echo = b.start(*LOOPBACK_COMMAND, env={"LONJA_NS_LEASE_TTL": "3"})
+    own = echo.wait_for("serving echo at ").split(" at ", 1)[1].strip()
+    port = own.rsplit(":", 1)[1]
+    assert own.startswith("PYRO:echo@127.0.0.1:"), own
+    corrected = f"PYRO:echo@198.18.0.2:{port}"
+    assert corrected in echo.wait_for("registered it as"), echo.output()
+    called = c.run(*CALL_COMMAND)
+    assert (called.returncode, called.stdout.strip()) == (0, "'hi'"), called.stdout + called.stderr
+    time.sleep(3)  # three lease renewals: the host renews and attaches the corrected URI
+    listed = c.run("ls", "echo", "--ns", NS)
+    assert f"198.18.0.2:{port}" in listed.stdout and "serving" in listed.stdout, listed.stdout + listed.stderr
+    assert "re-registered" not in echo.output() and "forgotten" not in echo.output(), echo.output()
+    notes = [line for line in ns.output().splitlines() if "corrected" in line]
+    assert len(notes) == 1 and own in notes[0] and corrected in notes[0] and "198.18.0.2" in notes[0], ns.output()
+    plain = ("import Pyro5.api\n"
+             f"ns = Pyro5.api.Proxy('PYRO:Pyro.NameServer@{NS}')\n"
+             "ns.register('thing', 'PYRO:thing@0.0.0.0:4321')\n"
+             "print('stored', ns.lookup('thing'))\n")
+    stored = b.exec(PYTHON, "-c", plain)
+    assert "stored PYRO:thing@198.18.0.2:4321" in stored.stdout, stored.stdout + stored.stderr
+    watch = watch_echo(c)
+    killed_at = time.time()
+    b.kill(echo)
+    assert wait_until(lambda: first_change(watch, corrected, killed_at, gone=True) is not None, 10), \
+        f"the session stands for the corrected URI too: {watch.output()}"
