@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +27,7 @@ from typing import Any
 
 from lonja.services import service, share
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from .standalone import environment, start, stop
 
 
 class Item:
@@ -70,16 +67,6 @@ class Listener:
         return 1
 
 
-def start(args: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([PYTHON, "-m", "lonja", *args], env=env, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    assert process.stdout is not None
-    for line in process.stdout:
-        if ready in line:
-            return process, line.strip()
-    raise RuntimeError(f"lonja {' '.join(args)} ended before saying {ready!r}")
-
-
 def medians(runs: dict[str, tuple[Callable[[], Any], int]], rounds: int) -> dict[str, float]:
     """Median seconds per operation of each run (`run()` does `count` operations), the runs taken in
     turn within each round, so that a busy moment of the machine falls on all of them alike."""
@@ -98,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000, help="calls per round of the call rows")
     options = parser.parse_args(argv)
     data = Path(tempfile.mkdtemp(prefix="lonja-refs-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYRO_", "LONJA_"))}
-    env.update(LONJA_DATA_DIR=str(data), PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env = environment(data)
     ns_process, line = start(["ns", "--host", "127.0.0.1", "--port", "0", "--storage", "memory"], env,
                              "name server listening")
     ns = line.split(" on ", 1)[1].split()[0].split("@", 1)[1]
@@ -109,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = measure(ns, options.rounds, options.calls)
     finally:
         for process in (host, ns_process):
-            process.terminate()
-            process.wait(10)
+            stop(process)
     print(f"\n{'what':<58} {'per op':>11} {'ratio':>6}")
     for label, seconds, baseline in rows:
         shown = f"{seconds * 1e3:,.1f} ms" if seconds >= 0.01 else f"{seconds * 1e6:,.1f} µs"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import shutil
 import statistics
@@ -26,36 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-
-
-def environment(data: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYRO_", "LONJA_"))}
-    env.update(LONJA_DATA_DIR=str(data), PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    return env
-
-
-def start(args: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.Popen, str]:
-    """A `lonja ARGS` process and the first line of its output that contains `ready`."""
-    process = subprocess.Popen([PYTHON, "-m", "lonja", *args], env=env, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    assert process.stdout is not None
-    for line in process.stdout:
-        if ready in line:
-            return process, line.strip()
-    raise RuntimeError(f"lonja {' '.join(args)} ended before saying {ready!r}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+from .standalone import PYTHON, ROOT, environment, start, stop
 
 
 def median_seconds(command: list[str], env: dict[str, str], runs: int) -> float:

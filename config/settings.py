@@ -106,6 +106,7 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "limits.idle_timeout": _non_negative,
     "ns.max_message_size": _positive,
     "ns.lease_ttl": _positive_float,
+    "references.lease": _positive_float,
     "ns.sweep_interval": _positive_float,
     "ns.probe_interval": _positive_float,
     "ns.probe_grace": _non_negative,
@@ -368,11 +369,11 @@ def _coerce(key: str, raw: Any, default: Any, where: str) -> Any:
         elif kind is int:
             if isinstance(raw, (bool, float)):
                 raise ValueError("an integer")
-            value = int(raw)
+            value = _converted(int, raw)
         elif kind is float:
             if isinstance(raw, bool):
                 raise ValueError("a number")
-            value = float(raw)
+            value = _converted(float, raw)
         elif kind is list:
             if isinstance(raw, str):
                 raw = [item.strip() for item in raw.split(",") if item.strip()]
@@ -387,11 +388,18 @@ def _coerce(key: str, raw: Any, default: Any, where: str) -> Any:
         if check:
             check(value)
     except (TypeError, ValueError) as exc:
-        expected = str(exc) if str(exc) and "invalid literal" not in str(exc) and "could not convert" not in str(exc) \
-            else f"a {kind.__name__}"
+        expected = str(exc) or f"a {kind.__name__}"
         shown = "(hidden)" if is_secret(key) else repr(raw)
         raise ConfigError(f"invalid value {shown} for {key} from {where}: expected {expected}") from None
     return value
+
+
+def _converted(kind: type[int] | type[float], raw: Any) -> Any:
+    """`kind(raw)`; a failure says only what was expected (Python's own message names no setting)."""
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise ValueError("an integer" if kind is int else "a number") from None
 
 
 def _to_bool(raw: Any) -> bool:
