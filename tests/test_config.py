@@ -44,7 +44,7 @@ def test_shortcuts():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("[ns]\n\nport = 'ninety'\n", "invalid value 'ninety' for ns.port from file {path}:3: expected a int"),
+    ("[ns]\n\nport = 'ninety'\n", "invalid value 'ninety' for ns.port from file {path}:3: expected an integer"),
     ("[ns]\nport = 70000\n", "invalid value 70000 for ns.port from file {path}:2: expected a port is 0..65535"),
     ("[ns]\nprot = 1\n", "unknown setting 'ns.prot' in file {path}:2; known keys: ns.advertise, ns.broadcast"),
     ("[nameserver]\nport = 1\n", "unknown setting 'nameserver.port' in file {path}:2; known sections:"),
