@@ -11,6 +11,7 @@ URI registered from this host is fine (a one-machine setup).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from typing import Any
@@ -39,9 +40,8 @@ def checked_uri(name: str, uri: str, correct: bool = False) -> str:
     host = parsed.host
     if host is None or not is_unreachable_from_elsewhere(host):
         return uri
-    peer, local = _connection_ends(getattr(current_context, "client", None),
-                                   getattr(current_context, "client_sock_addr", None))
-    if peer is None or is_loopback(peer) or peer == local:
+    peer = _peer_ip(getattr(current_context, "client_sock_addr", None))
+    if peer is None or is_loopback(peer) or peer == _local_ip(getattr(current_context, "client", None)):
         return uri
     if not correct:
         raise UnreachableURI(refusal(name, uri, host, peer))
@@ -59,16 +59,21 @@ def refusal(name: str, uri: str, host: str, peer: str) -> str:
             f"--host {peer}, or --advertise HOST[:PORT] with an address other hosts reach")
 
 
-def _connection_ends(conn: Any, peer_address: Any) -> tuple[str | None, str | None]:
-    """The peer's and this side's IP addresses of the caller's connection (None where unknown)."""
-    peer = _plain(peer_address[0]) if isinstance(peer_address, tuple) and peer_address else None
+def _peer_ip(peer_address: Any) -> str | None:
+    """The caller's IP address (None where unknown)."""
+    return _plain(peer_address[0]) if isinstance(peer_address, tuple) and peer_address else None
+
+
+def _local_ip(conn: Any) -> str | None:
+    """This side's IP address of the caller's connection (None where unknown): asked only when the caller
+    is not on loopback, since it costs a system call."""
     try:
-        local = _plain(conn.sock.getsockname()[0])
+        return _plain(conn.sock.getsockname()[0])
     except (AttributeError, OSError, IndexError, TypeError):
-        local = None
-    return peer, local
+        return None
 
 
+@functools.lru_cache(maxsize=1024)
 def _plain(ip: str) -> str:
     """An IPv4-mapped IPv6 address (a dual-stack socket's peer) as the IPv4 address it is."""
     try:
