@@ -23,6 +23,7 @@ import logging
 import marshal
 import random
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -44,7 +45,7 @@ from .limits import Limits, peer_of
 from .pyro import transport_chosen
 from .serializers import check_marshal
 from .transport import GuardedServer, peer_log
-from .wire import TooLarge, handshake_token, is_lonja_handshake, receive, server_handshake
+from .wire import SLOW_CALL, TooLarge, handshake_token, is_lonja_handshake, receive, server_handshake
 
 log = logging.getLogger("lonja.daemon")
 
@@ -67,6 +68,7 @@ class GuardedDaemon(Daemon):
         self.limits = limits
         self.tokens = tokens
         self.servertype = servertype
+        self._durations: dict[Any, float] = {}  # recent seconds per method: slow ones free the loop first
         pyro_type = "thread" if servertype == "thread" else "multiplex"
         with transport_chosen(pyro_type):
             super().__init__(host=host, port=port, interface=interface, **kwargs)
@@ -215,8 +217,26 @@ class GuardedDaemon(Daemon):
         """Called for every decoded request (hosts count them)."""
 
     def _invoke(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-        """Run one call."""
+        """Run one call; one known to take a while here (a long poll of the name server's change log, a
+        slow service method) hands the socket loop to another thread first, so others are not held up."""
+        key = getattr(method, "__func__", method)
+        if self._durations.get(key, 0.0) > SLOW_CALL and hasattr(self.transportServer, "hand_over"):
+            self.transportServer.hand_over()
+        started = time.perf_counter()
+        try:
+            return self._run(method, vargs, kwargs)
+        finally:
+            seconds = time.perf_counter() - started
+            previous = self._durations.get(key)
+            self._durations[key] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
+
+    def _run(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """The call itself."""
         return method(*vargs, **kwargs)
+
+    def _is_slow(self, method: Any) -> bool:
+        """True if `method`'s calls average over SLOW_CALL here."""
+        return self._durations.get(getattr(method, "__func__", method), 0.0) > SLOW_CALL
 
     def _run_call(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         try:

@@ -20,12 +20,11 @@ import asyncio
 import inspect
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from Pyro5 import config, core, errors
+from Pyro5 import errors
 from Pyro5.callcontext import current_context
 from Pyro5.server import DaemonObject, _get_attribute, _unpack_weakref, expose
 
@@ -34,7 +33,7 @@ from lonja.config.auth import TokenTable
 from lonja.config.daemon import GuardedDaemon
 from lonja.config.limits import Limits
 from lonja.config.sharing import REFERENCES, SharedTable, SharingMethods, install_sharing, replying
-from lonja.config.wire import SLOW, SLOW_CALL, TRACEBACK, install_encoder, is_lonja_handshake, server_handshake
+from lonja.config.wire import SLOW, install_encoder, is_lonja_handshake, server_handshake
 
 from .describe import call_hints, describe
 from .sharing import decoding, install_reference_decoder
@@ -101,7 +100,6 @@ class HostDaemon(GuardedDaemon):
         self._loop = EventLoopThread()
         self._counts = {"calls": 0, "oneway_submitted": 0, "oneway_done": 0, "oneway_failed": 0}
         self._counts_lock = threading.Lock()
-        self._durations: dict[Any, float] = {}  # recent seconds per method, for the adaptive server
 
     def stats(self) -> dict[str, int]:
         with self._counts_lock:
@@ -138,21 +136,12 @@ class HostDaemon(GuardedDaemon):
         with self._counts_lock:
             self._counts[key] += 1
 
-    def _invoke(self, method: Any, vargs: Any, kwargs: Any) -> Any:
-        """Run one call; one known to take a while hands the socket loop to another thread first."""
-        key = getattr(method, "__func__", method)
-        if self._durations.get(key, 0.0) > SLOW_CALL and hasattr(self.transportServer, "hand_over"):
-            self.transportServer.hand_over()
-        started = time.perf_counter()
-        try:
-            result = method(*vargs, **kwargs)
-            if inspect.iscoroutine(result):
-                result = self._loop.run(result)
-            return result
-        finally:
-            seconds = time.perf_counter() - started
-            previous = self._durations.get(key)
-            self._durations[key] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
+    def _run(self, method: Any, vargs: Any, kwargs: Any) -> Any:
+        """The call itself; an `async def` method is awaited on the host's event loop."""
+        result = method(*vargs, **kwargs)
+        if inspect.iscoroutine(result):
+            result = self._loop.run(result)
+        return result
 
     def _run_oneway(self, method: Any, vargs: Any, kwargs: Any, context: dict, client_addr: Any) -> None:
         current_context.from_global(context)
@@ -186,35 +175,16 @@ class HostDaemon(GuardedDaemon):
             return super()._dumps_result(serializer_id, data)
 
     def _run_call(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-        try:
-            result = self._invoke(method, vargs, kwargs)
-        except Exception as exc:
-            self.methodcall_error_handler(self, current_context.client_sock_addr, method, vargs, kwargs, exc)
-            raise
+        """The base's call; the reply of a method that is slow here says so (`wire.SLOW`)."""
+        result = super()._run_call(method, vargs, kwargs)
         if self._is_slow(method):
             current_context.response_annotations[SLOW] = b""
         return result
 
-    def _is_slow(self, method: Any) -> bool:
-        """True if `method`'s calls average over SLOW_CALL on this host."""
-        return self._durations.get(getattr(method, "__func__", method), 0.0) > SLOW_CALL
-
     def _run_batch(self, obj: Any, calls: Sequence[Any]) -> list[Any]:
-        """Run a batch's calls in order; the first failure ends it, its exception the last result."""
-        results: list[Any] = []
-        slow: set[str] = set()
-        for method_name, call_vargs, call_kwargs in calls:
-            method = _get_attribute(obj, method_name)
-            try:
-                results.append(self._invoke(method, call_vargs, call_kwargs or {}))
-                if self._is_slow(method):
-                    slow.add(method_name)
-            except Exception as exc:
-                self.methodcall_error_handler(self, current_context.client_sock_addr, method,
-                                              call_vargs, call_kwargs, exc)
-                setattr(exc, TRACEBACK, errors.format_traceback(detailed=config.DETAILED_TRACEBACK))
-                results.append(core._ExceptionWrapper(exc).__serialized_dict__())  # marshal-safe
-                break
+        """The base's batch; its reply names the methods in it that are slow here."""
+        results = super()._run_batch(obj, calls)
+        slow = {name for name, _, _ in calls[:len(results)] if self._is_slow(_get_attribute(obj, name))}
         if slow:
             current_context.response_annotations[SLOW] = ",".join(sorted(slow)).encode()
         return results
