@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from Pyro5 import protocol
@@ -34,16 +33,21 @@ if TYPE_CHECKING:
 MAX_BATCH = 64
 
 
-@dataclass
 class _Call:
-    future: Future | asyncio.Future
-    method: str
-    args: tuple
-    kwargs: dict
-    options: CallOptions
-    flags: int
-    loop: asyncio.AbstractEventLoop | None = None   # the loop of an `aio()` call's future
-    started: bool = False
+    """One call waiting for a worker: its future (concurrent or asyncio), what to call, and how."""
+
+    __slots__ = ("args", "flags", "future", "kwargs", "loop", "method", "options", "started")
+
+    def __init__(self, future: Future | asyncio.Future, method: str, args: tuple, kwargs: dict,
+                 options: CallOptions, flags: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.future = future
+        self.method = method
+        self.args = args
+        self.kwargs = kwargs
+        self.options = options
+        self.flags = flags
+        self.loop = loop  # the loop of an `aio()` call's future
+        self.started = False
 
     def start(self) -> bool:
         """False if the caller cancelled the call before it was sent (it is then dropped)."""

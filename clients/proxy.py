@@ -30,8 +30,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
 
 import Pyro5.errors
 from Pyro5 import protocol
@@ -84,8 +83,7 @@ import_pyro()  # lonja's serializer variants
 _KEEP: Any = object()  # an option left out of `.options(...)`: None there means "no limit"
 
 
-@dataclass(frozen=True)
-class CallOptions:
+class CallOptions(NamedTuple):
     """How one call is made: seconds it may take in all, retries included (None = no limit), retries
     of failures before the request was sent, and seconds to reach an instance."""
 
@@ -94,8 +92,7 @@ class CallOptions:
     connect_timeout: float = 2.0
 
 
-@dataclass(frozen=True)
-class Metadata:
+class Metadata(NamedTuple):
     """What a service tells a client when it connects: its names (Pyro5's `get_metadata`, which the
     daemon sends with its handshake answer), and how each method may be called (lonja's call hints)."""
 
@@ -664,7 +661,7 @@ class RemoteMethod:
             changes["timeout"] = no_limit_as_none(timeout)
         if retries is not None:
             changes["retries"] = retries
-        return RemoteMethod(self._client, self._name, replace(self._options, **changes), self._introspection)
+        return RemoteMethod(self._client, self._name, self._options._replace(**changes), self._introspection)
 
     @property
     def __signature__(self) -> inspect.Signature | None:

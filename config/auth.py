@@ -8,15 +8,14 @@ registered; `reader` may list and look up. A connection without a token is `anon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .settings import Settings
 
 ROLES = ("admin", "service", "reader")
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """Who made a request: a name from the token ("who:secret"), and a role."""
 
     who: str

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .settings import Settings
 
@@ -21,9 +20,12 @@ MARSHAL_ID = 2
 """Pyro5's serializer id of marshal."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on connections and messages; see `limits` in `defaults.DEFAULTS` for what each means."""
+class Limits(NamedTuple):
+    """Bounds on connections and messages; see `limits` in `defaults.DEFAULTS` for what each means.
+
+    A NamedTuple, not a dataclass: the `dataclasses` module and its generated methods cost every lonja
+    process a few milliseconds at start.
+    """
 
     max_connections: int = 256
     max_connections_per_peer: int = 0

@@ -11,10 +11,9 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from .defaults import DEFAULTS
 from .errors import ConfigError
@@ -123,8 +122,7 @@ def is_secret(key: str) -> bool:
     return key in ("auth.admin_tokens", "auth.service_tokens", "auth.reader_tokens", "auth.token")
 
 
-@dataclass(frozen=True)
-class Value:
+class Value(NamedTuple):
     """One effective setting and the layer it came from ("default", "file PATH:LINE", "env NAME", "flag --x")."""
 
     value: Any
