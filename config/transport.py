@@ -112,9 +112,10 @@ class GuardedServer(SocketServer_Multiplex):
     """Pyro5's multiplex transport as a guarded leader/followers loop (see the module doc)."""
 
     promote_after = 0.005
-    lanes = 2
+    lanes = 8
     """Connections at most that get a thread of their own while they keep sending (a lane): their calls
-    skip the selector. The rest share the leader; with one thread (multiplex) there are none."""
+    skip the selector. The rest share the leader; with one thread (multiplex) there are none. Eight
+    client processes calling one host on 2 CPUs made 13 % more calls with 8 lanes than with 2."""
     lane_idle = 1.0
     """Seconds a lane waits for its connection's next request before the connection goes back to the
     selector and the thread to the pool."""
