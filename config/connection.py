@@ -77,8 +77,6 @@ class BufferedConnection(socketutil.SocketConnection):
                 self._buffer.clear()
                 self._offset = 0
             return chunk
-        if self._receive_timeout is not None:  # the rest of a message gets the connection's own timeout
-            self._set_receive_timeout(self._timeout)
         if size - available > DIRECT_SIZE:
             data = bytearray(size)
             with memoryview(self._buffer) as view:
@@ -113,7 +111,7 @@ class BufferedConnection(socketutil.SocketConnection):
             return bool(readable)
         self._set_receive_timeout(timeout)
         try:
-            self._fill()
+            self._fill(waiting=True)
         except errors.TimeoutError:
             return False
         except errors.ConnectionClosedError:
@@ -128,27 +126,37 @@ class BufferedConnection(socketutil.SocketConnection):
         ssl_pending = getattr(self.sock, "pending", None)
         return ssl_pending() if ssl_pending is not None else 0
 
-    def _fill(self) -> None:
-        """Append whatever the socket has now (waiting for at least a byte) to the buffer."""
+    def _fill(self, waiting: bool = False) -> None:
+        """Append whatever the socket has now (waiting for at least a byte) to the buffer; `waiting`: for
+        `wait`, under its timeout."""
         scratch = getattr(_scratch, "buffer", None)
         if scratch is None:
             scratch = _scratch.buffer = bytearray(READ_SIZE)
-        try:
-            count = self.sock.recv_into(scratch)
-        except OSError as exc:
-            raise _failure(exc, "receiving") from None
+        count = self._receive_into(scratch, 0, waiting)
         if not count:
             raise errors.ConnectionClosedError("receiving: not enough data")
         with memoryview(scratch) as view:
             self._buffer += view[:count]
 
+    def _receive_into(self, buffer: Any, size: int, waiting: bool = False) -> int:
+        """One `recv_into` (a Pyro5 error if it fails). After a `wait`, whose short timeout the kernel still
+        has, the rest of a message is first taken without waiting; only if it has not all arrived is the
+        connection's own timeout set again: a message that came whole costs no `setsockopt`."""
+        try:
+            if waiting or self._receive_timeout is None:
+                return self.sock.recv_into(buffer, size)
+            try:
+                return self.sock.recv_into(buffer, size, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                self._set_receive_timeout(self._timeout)
+            return self.sock.recv_into(buffer, size)
+        except OSError as exc:
+            raise _failure(exc, "receiving") from None
+
     def _read_into(self, view: memoryview) -> None:
         got, size = 0, len(view)
         while got < size:
-            try:
-                count = self.sock.recv_into(view[got:], size - got)
-            except OSError as exc:
-                raise _failure(exc, "receiving") from None
+            count = self._receive_into(view[got:], size - got)
             if not count:
                 raise errors.ConnectionClosedError("receiving: not enough data")
             got += count
