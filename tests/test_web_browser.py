@@ -147,8 +147,9 @@ def test_changes_page_lists_recent_and_new_changes(lonja: Lonja, ns: str, browse
         wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#changes tr[data-name="before.page"]'), "history")
         client.register("while.open", URI)
         wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#changes tr[data-name="while.open"]'), "live")
-    rows_shown = [(row.get_attribute("data-name"), row.text)
-                  for row in browser.find_elements(By.CSS_SELECTOR, "#changes tr")]
+    # read in one go inside the page: a probe's status row may redraw the table between two WebDriver calls
+    rows_shown = browser.execute_script(
+        "return [...document.querySelectorAll('#changes tr')].map(row => [row.dataset.name, row.innerText]);")
     added = [name for name, text in rows_shown if "added" in text]  # probes may add status rows in between
     assert added[:2] == ["while.open", "before.page"], rows_shown  # newest first
 
