@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import socket
 import threading
@@ -17,6 +16,7 @@ import Pyro5.nameserver
 import Pyro5.server
 
 from lonja.config import Settings, stop_on_signals
+from lonja.config.addresses import is_loopback
 from lonja.config.auth import TokenTable
 from lonja.config.daemon import GuardedDaemon
 from lonja.config.limits import Limits
@@ -217,13 +217,6 @@ class NameServerHandle:
         self.close()
 
 
-def _is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
-
-
 def start_nameserver(host: str = "127.0.0.1", port: int = 9090, storage: str = "sqlite",
                      data_dir: Path = Path(".lonja"), broadcast: bool = False,
                      policy: NameServerPolicy | None = None) -> NameServerHandle:
@@ -235,7 +228,7 @@ def start_nameserver(host: str = "127.0.0.1", port: int = 9090, storage: str = "
     daemon = NameServerDaemon(make_storage(storage, data_dir), host, port, policy)
     broadcast_server = None
     bound_ip = daemon.sock.getsockname()[0]
-    if broadcast and daemon.sock.family == socket.AF_INET and not _is_loopback(bound_ip):
+    if broadcast and daemon.sock.family == socket.AF_INET and not is_loopback(bound_ip):
         try:
             broadcast_server = Pyro5.nameserver.BroadcastServer(daemon.uriFor(daemon.nameserver, nat=False))
         except OSError as exc:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from ipaddress import ip_address
 
 from lonja.config import Settings
+from lonja.config.addresses import is_loopback
 
 from .errors import WebConsoleError, WebExtraMissing
 
@@ -37,7 +37,7 @@ class WebConsole:
         self.socket = _bind(host, port)
         self.host = host
         self.port = self.socket.getsockname()[1]
-        app, self._feeds = create_app(settings, loopback_only=_is_loopback(host))
+        app, self._feeds = create_app(settings, loopback_only=is_loopback(host))
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=2, server_header=False)
         self._server = uvicorn.Server(config)
@@ -82,9 +82,3 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.set_inheritable(True)
     return sock
 
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
