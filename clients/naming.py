@@ -15,7 +15,7 @@ import builtins
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import Pyro5.errors
@@ -195,9 +195,13 @@ class NameServerClient:
         found = hello.get("instances") if hello else None
         return [str(uri) for uri in found] if isinstance(found, list) and found else None
 
-    def changes(self, since: int, timeout: float = 5.0, prefix: str = "") -> dict[str, Any]:
-        """Changes after number `since` (waits up to `timeout` s); use a NameServerClient of its own."""
-        return self._call("lonja_changes", since, timeout, prefix)
+    def changes(self, since: int, timeout: float = 5.0, prefix: str = "",
+                names: Iterable[str] | None = None) -> dict[str, Any]:
+        """Changes after number `since` (waits up to `timeout` s) to names with `prefix`, and only to
+        `names` if given; use a NameServerClient of its own."""
+        if names is None:
+            return self._call("lonja_changes", since, timeout, prefix)
+        return self._call("lonja_changes", since, timeout, prefix, sorted(names))
 
     def whoami(self) -> dict[str, str]:
         return self._call("lonja_whoami")

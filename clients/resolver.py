@@ -4,9 +4,11 @@ One `Resolver` per name server address, or list of them (and token), holds a con
 that answers and the serving instances of
 each name asked for so far. A process that keeps calling (that asks for a name again, a second after the first
 lookup or after a failed call) also starts a background thread that follows the change log
-(`lonja_changes`): when an instance is added, removed or changes status, the cached entry for its
-name is marked stale and asked for again, so no call goes to an address the name server already knows is
-dead (while the name server is away, the stale entry is used: services keep serving without it). A second
+(`lonja_changes`) of the names it has cached, and only of those: when an instance is added, removed or
+changes status, the cached entry for its name is marked stale and asked for again, so no call goes to an
+address the name server already knows is dead (while the name server is away, the stale entry is used:
+services keep serving without it). A name first asked for while the watcher is already waiting is trusted
+a second at a time until the watcher's next request includes it. A second
 proxy for a name costs no round trip. A one-shot command (`lonja call`) asks once and starts no thread;
 without the change log (a plain Pyro5 name server, or nobody asked to follow it) entries are kept for a
 few seconds only.
@@ -20,6 +22,7 @@ import time
 from typing import ClassVar
 
 from lonja.config import current_settings, parse_addresses
+from lonja.config.wire import MAX_WATCHED
 
 from .errors import LonjaError, NameServerUnreachable
 from .naming import NameServerClient
@@ -69,6 +72,7 @@ class Resolver:
         self._follow = False
         self._watcher: threading.Thread | None = None
         self._in_step = False  # the watcher is past its first answer: no change can slip by unseen
+        self._watched: frozenset[str] | None = frozenset()  # the names the watcher follows (None: all of them)
         self._generation = 0   # counts forgets: a lookup that raced one is not trusted until the next change
 
     def follow(self) -> None:
@@ -84,7 +88,7 @@ class Resolver:
         if cached is not None and (cached[1] == 0 or cached[1] > time.monotonic()):
             return cached[0]
         with self._lock:
-            generation, in_step = self._generation, self._in_step
+            generation, in_step, covered = self._generation, self._in_step, self._covers(name)
         try:
             uris = self.ns.resolve(name)
             lonja = self.ns.is_lonja()
@@ -95,10 +99,10 @@ class Resolver:
         with self._lock:
             if not (lonja and self._follow):
                 valid_until = time.monotonic() + PLAIN_NS_TTL
-            elif in_step and generation == self._generation:
+            elif in_step and covered and generation == self._generation:
                 valid_until = 0.0  # good until the watcher reports a change
-            elif generation == self._generation and not self._watching():
-                valid_until = time.monotonic() + UNWATCHED_TTL  # no watcher yet: trusted for a moment
+            elif generation == self._generation and not (covered and self._watching()):
+                valid_until = time.monotonic() + UNWATCHED_TTL  # not watched yet: trusted for a moment
             else:
                 valid_until = -1.0  # a change may have raced this lookup: ask again next time
             self._cache[name] = (uris, valid_until)
@@ -114,6 +118,9 @@ class Resolver:
             cached = self._cache.get(name)
             if cached is not None:
                 self._cache[name] = (cached[0], -1.0)
+
+    def _covers(self, name: str) -> bool:
+        return self._watched is None or name in self._watched
 
     def _watching(self) -> bool:
         return self._watcher is not None and self._watcher.is_alive()
@@ -131,8 +138,11 @@ class Resolver:
                                     connect_timeout=self.ns.connect_timeout, discover=self.ns.discover)
         since = -1
         while True:
+            with self._lock:  # from here on, changes to these names after `since` reach this cache
+                names = frozenset(self._cache) if len(self._cache) <= MAX_WATCHED else None
+                self._watched = names if since >= 0 else frozenset()
             try:
-                answer = follower.changes(since, WATCH_POLL)
+                answer = follower.changes(since, WATCH_POLL, names=names if since >= 0 else None)
             except LonjaError as exc:
                 log.debug("watching %s: %s", follower.address, exc)
                 self._clear(keep=True)

@@ -70,6 +70,9 @@ log = logging.getLogger("lonja.wire")
 
 HANDSHAKE_VERSION = 1
 
+MAX_WATCHED = 10_000
+"""Most names one `lonja_changes` request may follow; a resolver that cached more follows every change."""
+
 SLOW = "SLOW"
 """A reply's annotation: the method called (or, in a batch, the methods named) averages over SLOW_CALL."""
 SLOW_CALL = 0.0005

@@ -33,10 +33,10 @@ class UnreachableURI(Pyro5.errors.SecurityError):
     """
 
 
-def checked_uri(name: str, uri: str, correct: bool = False) -> str:
-    """`uri`, unless the caller is on another host and `uri` points at loopback or a wildcard: then, with
-    `correct`, `uri` with the caller's address as its host (logged); without, UnreachableURI."""
-    parsed = Pyro5.core.URI(uri)
+def checked_uri(name: str, uri: str, parsed: Pyro5.core.URI, correct: bool = False) -> str:
+    """`uri` (`parsed` is Pyro5's parse of it), unless the caller is on another host and `uri` points at
+    loopback or a wildcard: then, with `correct`, `uri` with the caller's address as its host (logged);
+    without, UnreachableURI."""
     host = parsed.host
     if host is None or not is_unreachable_from_elsewhere(host):
         return uri

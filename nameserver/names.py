@@ -34,6 +34,7 @@ import Pyro5.socketutil
 from Pyro5.callcontext import current_context
 
 from lonja.config.auth import ANONYMOUS_OPEN, Identity
+from lonja.config.wire import MAX_WATCHED
 
 from .addresses import checked_uri
 from .errors import NameAlreadyServed
@@ -101,15 +102,16 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
 
     def register(self, name: str, uri: Any, safe: bool = False, metadata: Iterable[str] | None = None) -> None:
         """Pyro5's register: one plain instance under `name` (checked by probing, not by a lease)."""
-        name, uri, tags = _check_name(name), _check_uri(uri), _check_tags(metadata, "metadata")
-        uri = checked_uri(name, uri, self.correct_uris)
+        name, tags = _check_name(name), _check_tags(metadata, "metadata")
+        uri = checked_uri(name, *_parse_uri(uri), self.correct_uris)
         identity = self._writer(name)
+        first_probe = time.monotonic() + self.probe_interval  # its server just registered it: alive for now
         with self.lock:
             self._refuse_if_leased(name)
             if safe and name in self.storage:
                 raise Pyro5.errors.NamingError("name already registered: " + _quote(name))
             self.registry.drop_name(name)
-            self.registry.add(Instance(name, uri, identity.who, _class_of(tags), next_probe=0.0))
+            self.registry.add(Instance(name, uri, identity.who, _class_of(tags), next_probe=first_probe))
             self._sync_primary(name, tags, identity.who)
         if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call when it logs nothing
             log.info("%s registered %s -> %s", _who(identity), _quote(name), uri)
@@ -194,8 +196,8 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
 
         A different class under a name that is still served is refused. Returns the lease in seconds.
         """
-        name, uri, tags = _check_name(name), _check_uri(uri), _check_tags(metadata, "metadata")
-        uri = checked_uri(name, uri, self.correct_uris)
+        name, tags = _check_name(name), _check_tags(metadata, "metadata")
+        uri = checked_uri(name, *_parse_uri(uri), self.correct_uris)
         ttl = self._check_ttl(ttl)
         class_name = _check_text(class_name, "class_name", MAX_NAME_LENGTH, allow_empty=True)
         identity = self._writer(name)
@@ -301,13 +303,15 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
                 return [self.storage[name][0]]
         raise Pyro5.errors.NamingError("unknown name: " + _quote(name))
 
-    def lonja_changes(self, since: int = 0, timeout: float = 5.0, prefix: str = "") -> dict[str, Any]:
-        """Changes (added, removed, status) after number `since`, waiting up to `timeout` s (at most 60)."""
+    def lonja_changes(self, since: int = 0, timeout: float = 5.0, prefix: str = "",
+                      names: Iterable[str] | None = None) -> dict[str, Any]:
+        """Changes (added, removed, status) after number `since`, waiting up to `timeout` s (at most 60);
+        only those of names with `prefix` and, if `names` is given, of those names."""
         if isinstance(since, bool) or not isinstance(since, int):
             raise TypeError(f"since must be an int, not {type(since).__name__}")
         timeout = _check_seconds(timeout, "timeout", allow_zero=True)
         prefix = _check_text(prefix, "prefix", MAX_NAME_LENGTH, optional=True, allow_empty=True)
-        return self.registry.log.since(since, timeout, prefix or "")
+        return self.registry.log.since(since, timeout, prefix or "", _check_names(names))
 
     def lonja_whoami(self) -> dict[str, str]:
         identity = self._identity()
@@ -606,14 +610,18 @@ def _check_name(name: Any) -> str:
 
 def _check_uri(uri: Any) -> str:
     """`uri` (a str or a Pyro5 URI) as a str, if Pyro5 can parse it."""
+    return _parse_uri(uri)[0]
+
+
+def _parse_uri(uri: Any) -> tuple[str, Pyro5.core.URI]:
+    """`uri` (a str or a Pyro5 URI) as a str and as Pyro5 parses it."""
     if isinstance(uri, Pyro5.core.URI):
         uri = str(uri)
     _check_text(uri, "uri", MAX_URI_LENGTH)
     try:
-        Pyro5.core.URI(uri)
+        return uri, Pyro5.core.URI(uri)
     except Pyro5.errors.PyroError:  # the error type Pyro5's own name server raises for it
         raise Pyro5.errors.PyroError(f"invalid uri: {_quote(uri)}") from None
-    return uri
 
 
 def _check_tags(tags: Any, what: str) -> set[str]:
@@ -639,6 +647,17 @@ def _check_seconds(value: Any, what: str, allow_zero: bool = False) -> float:
         raise ValueError(f"{what} must be a finite {'' if allow_zero else 'positive '}number of seconds, "
                          f"not {_quote(repr(value))}")
     return seconds
+
+
+def _check_names(names: Any) -> frozenset[str] | None:
+    """lonja_changes' `names`: None (every name), or a collection of at most MAX_WATCHED names."""
+    if names is None:
+        return None
+    if not isinstance(names, (list, tuple, collections.abc.Set)):
+        raise TypeError(f"names must be a list of names, not {type(names).__name__}")
+    if len(names) > MAX_WATCHED:
+        raise ValueError(f"too many names to watch at once ({len(names)}, at most {MAX_WATCHED})")
+    return frozenset(_check_name(name) for name in names)
 
 
 def _check_entries(entries: Any) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ A name may have several instances (processes serving the same class). Each insta
 lease that the host renews. Pyro5's storage keeps one URI per name for plain Pyro5 clients: always a
 serving instance when there is one (the "primary").
 
-Every change is appended to a numbered log that watchers read with `changes(since, timeout)`.
+Every change is appended to a numbered log that watchers read with `since(seq, timeout, prefix, names)`.
 The registry itself holds no lock of its own: the name server calls it under its lock.
 """
 
@@ -59,42 +59,64 @@ answer (and one request) per change."""
 MAX_ANSWER = 1000
 
 
+class _Waiter:
+    """A watcher waiting for changes: woken only by a change it asked for (or by close)."""
+
+    __slots__ = ("cond", "names", "prefix")
+
+    def __init__(self, prefix: str, names: frozenset[str] | None, lock: threading.Lock) -> None:
+        self.prefix, self.names, self.cond = prefix, names, threading.Condition(lock)
+
+    def wants(self, name: str) -> bool:
+        return name.startswith(self.prefix) and (self.names is None or name in self.names)
+
+
 @dataclass
 class ChangeLog:
-    """Numbered changes, the newest `keep` of them, with a condition to wait on for new ones."""
+    """Numbered changes, the newest `keep` of them; a watcher waits for the ones it asked for.
+
+    A watcher asks by prefix and, optionally, by a set of names (a client's resolver follows only the names
+    it resolved): a change wakes only the watchers that want it, so a burst of registrations costs nothing
+    for watchers of other names.
+    """
 
     keep: int = 10_000
     seq: int = 0
     events: collections.deque = field(default_factory=collections.deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
-    cond: threading.Condition = field(init=False)
+    waiters: list[_Waiter] = field(default_factory=list)
     gathering: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cond = threading.Condition(self.lock)       # watchers waiting for a first change
         self.gathering = threading.Condition(self.lock)  # watchers letting a burst arrive: only close() wakes them
 
     def close(self) -> None:
         """Answer every waiting watcher now and never wait again (the name server is stopping)."""
-        with self.cond:
+        with self.lock:
             self.closed = True
-            self.cond.notify_all()
+            for waiter in self.waiters:
+                waiter.cond.notify()
             self.gathering.notify_all()
 
     def append(self, kind: str, name: str, uri: str, status: str) -> None:
-        with self.cond:
+        with self.lock:
             self.seq += 1
             self.events.append({"seq": self.seq, "kind": kind, "name": name, "uri": uri, "status": status,
                                 "time": time.time()})
             while len(self.events) > self.keep:
                 self.events.popleft()
-            self.cond.notify_all()
+            for waiter in self.waiters:
+                if waiter.wants(name):
+                    waiter.cond.notify()
 
-    def since(self, seq: int, timeout: float, prefix: str = "") -> dict[str, Any]:
-        """Changes after `seq`, waiting up to `timeout` s for one; `reset` if `seq` is too old to answer."""
+    def since(self, seq: int, timeout: float, prefix: str = "",
+              names: frozenset[str] | None = None) -> dict[str, Any]:
+        """Changes after `seq` to names with `prefix` (and in `names`, if given), waiting up to `timeout` s
+        for one; `reset` if `seq` is too old to answer."""
         deadline = time.monotonic() + max(0.0, min(timeout, 60.0))
-        with self.cond:
+        waiter = _Waiter(prefix, names, self.lock)
+        with self.lock:
             if seq < 0:  # a new watcher: where the log stands now, nothing older
                 return {"seq": self.seq, "reset": False, "events": []}
             while True:
@@ -102,7 +124,7 @@ class ChangeLog:
                     return {"seq": self.seq, "reset": True, "events": []}
                 newer = itertools.islice(self.events, max(0, seq - self.events[0]["seq"] + 1), None) \
                     if self.events else ()
-                found = [e for e in newer if e["name"].startswith(prefix)]  # the log is in seq order
+                found = [e for e in newer if waiter.wants(e["name"])]  # the log is in seq order
                 remaining = deadline - time.monotonic()
                 young = found[0]["time"] + COALESCE - time.time() if found else 0.0
                 if young > 0 and remaining > 0 and len(found) < MAX_ANSWER and not self.closed:
@@ -110,8 +132,12 @@ class ChangeLog:
                     continue
                 if found or remaining <= 0 or seq > self.seq or self.closed:
                     return {"seq": self.seq, "reset": seq > self.seq, "events": found}
-                seq = self.seq  # nothing for this prefix yet: wait for later changes only
-                self.cond.wait(remaining)
+                seq = self.seq  # nothing wanted yet: wait for later changes only
+                self.waiters.append(waiter)
+                try:
+                    waiter.cond.wait(remaining)
+                finally:
+                    self.waiters.remove(waiter)
 
 
 class Registry:

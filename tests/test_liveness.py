@@ -6,12 +6,17 @@ import os
 import signal
 import socket
 import threading
+import time
 
 import Pyro5.api
 import pytest
 
 from harness import port_of, wait_until
 from lonja.clients import NameServerClient, OutcomeUnknown, close, connect
+from lonja.clients import resolver as resolver_module
+from lonja.clients.resolver import Resolver
+
+URI = "PYRO:thing@127.0.0.1:9"
 
 FAST = {"LONJA_NS_LEASE_TTL": "2", "LONJA_NS_SWEEP_INTERVAL": "0.2", "LONJA_NS_PROBE_INTERVAL": "0.5",
         "LONJA_NS_PROBE_GRACE": "1"}
@@ -51,6 +56,38 @@ def test_graceful_stop_marks_not_serving_then_removes(fast):
             events += answer["events"]
     kinds = [(e["kind"], e["status"]) for e in events if e["name"] == "echo"]
     assert kinds[:2] == [("status", "not serving"), ("removed", "not serving")]
+
+
+def test_a_watcher_of_some_names_hears_of_those_only(fast):
+    _, ns = fast.nameserver()
+    with NameServerClient(ns, timeout=30) as follower, NameServerClient(ns) as writer:
+        since = follower.changes(-1, 0)["seq"]
+        for i in range(20):
+            writer.register(f"other.{i}", URI)
+        quiet = follower.changes(since, 0.5, names=["wanted"])
+        assert quiet["events"] == [] and quiet["seq"] >= since + 20
+        writer.register("wanted", URI)
+        answer = follower.changes(quiet["seq"], 10, names=["wanted", "never.registered"])
+        assert [(e["kind"], e["name"]) for e in answer["events"]] == [("added", "wanted")]
+
+
+def test_a_client_follows_the_names_it_resolved_before_and_after_its_watcher_started(fast, monkeypatch):
+    monkeypatch.setattr(resolver_module, "WATCH_POLL", 0.5)
+    _, ns = fast.nameserver()
+    first = [fast.start("serve", "echo", "--name", name, "--ns", ns) for name in ("early", "late")]
+    resolver = Resolver.for_address(ns, 10.0, "")
+    resolver.instances("early")
+    assert wait_until(lambda: resolver.instances("early") and any(t.name == "lonja-watch" for t in
+                                                                   threading.enumerate()), timeout=10)
+    resolver.instances("late")  # asked for while the watcher waits: followed from its next request on
+    time.sleep(1.0)
+    assert len(resolver.instances("late")) == len(resolver.instances("early")) == 1
+    for name, server in zip(("early", "late"), first):
+        old = resolver.instances(name)
+        fast.start("serve", "echo", "--name", name, "--ns", ns)
+        server.stop(signal.SIGTERM)
+        assert wait_until(lambda name=name, old=old: len(resolver.instances(name)) == 1
+                          and resolver.instances(name) != old, timeout=10), f"{name} kept its dead instance"
 
 
 def _plain_daemon(**kwargs):
