@@ -32,6 +32,11 @@ from .failures import tls_error, tls_message, was_reset, why_not
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DISCOVERY_ROUNDS = 3
 DISCOVERY_WAIT = 0.7
+HANDSHAKE_SERIALIZERS = ("msgpack", "serpent")
+"""What a client's handshake with a name server (which carries its first lookup) is sent in: msgpack, parsed
+in a tenth of serpent's time on either side, or serpent if the name server takes no msgpack (Pyro5's own,
+installed without it). Its calls are in serpent: Pyro5's name server answers some of them with frozensets,
+which only serpent carries."""
 """Pyro5's discovery: the request is sent this many times, each time waiting this many seconds for an answer."""
 
 log = logging.getLogger("lonja.clients")
@@ -87,6 +92,7 @@ class NameServerClient:
         self._settings = settings
         self._proxy: Proxy | None = None
         self._lonja: bool | None = None
+        self._serializers: dict[tuple[str, int], str] = {}  # name servers that took only serpent
         self._lock = threading.Lock()
 
     @property
@@ -279,21 +285,28 @@ class NameServerClient:
              tried: builtins.list[tuple[str, int, Exception]]) -> _NameServerProxy | None:
         """Connect to one name server, giving it `connect_timeout` seconds; None (noted in `tried`) if it
         does not answer as one, AccessDenied if it refuses this client."""
-        proxy = _NameServerProxy(f"PYRO:{NAMESERVER_NAME}@{format_address(host, port)}")
-        proxy._pyroTimeout = self.connect_timeout
-        proxy._pyroHandshake = client_handshake(self.token, resolve=resolve)
         self.host, self.port = host, port
-        try:
-            proxy._pyroBind()
-        except Pyro5.errors.CommunicationError as exc:
-            proxy._pyroRelease()
-            error = self._unreachable(exc)
-            if isinstance(error, AccessDenied):
-                raise error from None
-            tried.append((host, port, exc))
-            return None
-        proxy._pyroTimeout = self.timeout
-        return proxy
+        while True:
+            serializer = self._serializers.get((host, port), HANDSHAKE_SERIALIZERS[0])
+            proxy = _NameServerProxy(f"PYRO:{NAMESERVER_NAME}@{format_address(host, port)}")
+            proxy._pyroSerializer = serializer
+            proxy._pyroTimeout = self.connect_timeout
+            proxy._pyroHandshake = client_handshake(self.token, resolve=resolve)
+            try:
+                proxy._pyroBind()
+            except Pyro5.errors.CommunicationError as exc:
+                proxy._pyroRelease()
+                if serializer != HANDSHAKE_SERIALIZERS[-1] and _answered(exc):  # it may take no msgpack
+                    self._serializers[(host, port)] = HANDSHAKE_SERIALIZERS[-1]
+                    continue
+                error = self._unreachable(exc)
+                if isinstance(error, AccessDenied):
+                    raise error from None
+                tried.append((host, port, exc))
+                return None
+            proxy._pyroTimeout = self.timeout
+            proxy._pyroSerializer = "serpent"
+            return proxy
 
     def _none_answers(self, tried: builtins.list[tuple[str, int, Exception]],
                       found: builtins.list[tuple[str, int]]) -> str:
@@ -388,6 +401,11 @@ class _NameServerProxy(Proxy):
     def _pyroValidateHandshake(self, response: Any) -> None:
         hello = response if isinstance(response, dict) and response.get("lonja") else None
         object.__setattr__(self, "_lonja_hello", hello)
+
+
+def _answered(exc: Pyro5.errors.CommunicationError) -> bool:
+    """Whether the name server took the connection but not the handshake (closed it, or refused it)."""
+    return isinstance(exc, Pyro5.errors.ConnectionClosedError) or refusal_of(exc) is not None
 
 
 def _naming_message(exc: Exception, args: tuple) -> str:

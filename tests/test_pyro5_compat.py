@@ -9,7 +9,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from lonja.clients import NameServerClient
+import pytest
+
+from harness import free_port
+from lonja.clients import NameServerClient, connect
 
 PLAIN_CLIENT = textwrap.dedent('''
     import sys
@@ -88,3 +91,62 @@ def test_serialized_blob_reaches_a_lonja_host_intact(ns):
         with Pyro5.api.Proxy(hosted.uri) as plain:
             plain._pyroSerializer = "serpent"
             assert plain.take(SerializedBlob("some info", {"x": [1, 2]})) == ["some info", {"x": [1, 2]}]
+
+
+# -- lonja clients against Pyro5's own name server ------------------------------------------------------
+
+PYRO5_NAME_SERVER = textwrap.dedent('''
+    import sys
+    if sys.argv[2] == "without-msgpack":
+        sys.modules["msgpack"] = None  # Pyro5 installed on its own: serpent, json and marshal only
+    import Pyro5.nameserver
+    Pyro5.nameserver.main(["-n", "127.0.0.1", "-p", sys.argv[1]])
+''')
+
+PYRO5_SERVER = textwrap.dedent('''
+    import sys
+    import Pyro5.api
+
+    @Pyro5.api.expose
+    class Greeter:
+        def hello(self, who):
+            return f"hello {who}"
+
+    daemon = Pyro5.api.Daemon(host="127.0.0.1")
+    Pyro5.api.locate_ns("127.0.0.1", int(sys.argv[1])).register("plain.greeter", daemon.register(Greeter()))
+    print("serving", flush=True)
+    daemon.requestLoop()
+''')
+
+
+@pytest.mark.parametrize("kind", ["with-msgpack", "without-msgpack"])
+def test_lonja_clients_use_pyro5s_own_name_server(lonja, kind):
+    port = free_port()
+    processes = []
+    try:
+        for script, args, ready in ((PYRO5_NAME_SERVER, [str(port), kind], "NS running"),
+                                    (PYRO5_SERVER, [str(port)], "serving")):
+            process = subprocess.Popen([sys.executable, "-c", script, *args], env=_plain_env(), text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            processes.append(process)
+            lines = []
+            for line in process.stdout:
+                lines.append(line)
+                if ready in line:
+                    break
+            assert ready in "".join(lines), "".join(lines)
+        ns = f"127.0.0.1:{port}"
+        with connect("plain.greeter", ns=ns) as greeter:
+            assert greeter.hello("lonja") == "hello lonja"
+        with NameServerClient(ns) as client:
+            assert set(client.list()) == {"Pyro.NameServer", "plain.greeter"}
+            assert not client.is_lonja()
+        listed = lonja.run("ls", "--ns", ns)
+        assert listed.returncode == 0 and "plain.greeter" in listed.stdout, listed.stderr
+        called = lonja.run("call", "plain.greeter.hello", "you", "--ns", ns)
+        assert (called.returncode, called.stdout.strip()) == (0, "'hello you'"), called.stderr
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(10)
