@@ -32,12 +32,12 @@ from .failures import tls_error, tls_message, was_reset, why_not
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DISCOVERY_ROUNDS = 3
 DISCOVERY_WAIT = 0.7
+"""Pyro5's discovery: the request is sent this many times, each time waiting this many seconds for an answer."""
 HANDSHAKE_SERIALIZERS = ("msgpack", "serpent")
 """What a client's handshake with a name server (which carries its first lookup) is sent in: msgpack, parsed
 in a tenth of serpent's time on either side, or serpent if the name server takes no msgpack (Pyro5's own,
 installed without it). Its calls are in serpent: Pyro5's name server answers some of them with frozensets,
 which only serpent carries."""
-"""Pyro5's discovery: the request is sent this many times, each time waiting this many seconds for an answer."""
 
 log = logging.getLogger("lonja.clients")
 

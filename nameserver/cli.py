@@ -30,8 +30,10 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run_ns(args: argparse.Namespace, settings: Settings) -> int:
     from lonja.config import stop_on_signals
+    from lonja.config.heap import freeze_startup_objects
 
     handle = start_from_settings(settings)
+    freeze_startup_objects()
     with stop_on_signals(handle.shutdown), handle:
         print(f"name server listening on {handle.uri} ({handle.describe_storage()})", flush=True)
         handle.request_loop()

@@ -456,7 +456,7 @@ class LonjaNameServer(Pyro5.nameserver.NameServer):
     def _refuse_if_leased(self, name: str) -> None:
         """A plain registration must not take over a name a live lonja host serves under a lease."""
         now = time.monotonic()
-        for instance in self.registry.get(name):
+        for instance in self.registry.each(name):
             if instance.lease_expires is not None and instance.lease_expires >= now and \
                     instance.status != NOT_SERVING:
                 raise _already_served(name, instance)

@@ -15,6 +15,7 @@ import collections
 import itertools
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ REMOVED = "removed"
 STATUS = "status"
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
     """One process serving a name."""
 
@@ -57,6 +58,7 @@ COALESCE = 0.05
 registrations reaches each watcher in one answer per COALESCE (or per MAX_ANSWER changes), not one
 answer (and one request) per change."""
 MAX_ANSWER = 1000
+_NONE: dict[str, Instance] = {}
 
 
 class _Waiter:
@@ -150,6 +152,10 @@ class Registry:
     def get(self, name: str) -> list[Instance]:
         return list(self.instances.get(name, {}).values())
 
+    def each(self, name: str) -> Iterable[Instance]:
+        """The instances of `name` without a copy: for reading only (the registry must not change meanwhile)."""
+        return self.instances.get(name, _NONE).values()
+
     def find(self, name: str, uri: str) -> Instance | None:
         return self.instances.get(name, {}).get(uri)
 
@@ -167,8 +173,9 @@ class Registry:
         return instance
 
     def drop_name(self, name: str) -> None:
-        for instance in self.get(name):
-            self.drop(name, instance.uri)
+        if name in self.instances:
+            for instance in self.get(name):
+                self.drop(name, instance.uri)
 
     def set_status(self, instance: Instance, status: str) -> None:
         if status == SERVING:

@@ -49,10 +49,14 @@ def _storable(*texts: Any) -> bool:
 
 
 def _check_storable(name: Any, uri: Any, tags: set) -> None:
-    if not isinstance(name, str) or not isinstance(uri, str) or not all(isinstance(t, str) for t in tags):
-        raise TypeError("name, uri and metadata tags must be str")
-    if not _storable(name, uri, *tags):
-        raise ValueError("name, uri and metadata tags must be valid Unicode (no lone surrogates)")
+    """TypeError unless `name`, `uri` and every tag is a str; ValueError unless each is valid Unicode."""
+    for text in (name, uri, *tags):
+        if not isinstance(text, str):
+            raise TypeError("name, uri and metadata tags must be str")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("name, uri and metadata tags must be valid Unicode (no lone surrogates)") from None
 
 
 class MemoryStorage(Pyro5.nameserver.MemoryStorage):

@@ -63,7 +63,10 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_host(host: ServiceHost, banner: str = "") -> None:
     """Start `host`, print where each service listens, and serve until `host.stop()` (a signal) is called."""
+    from lonja.config.heap import freeze_startup_objects
+
     host.start()
+    freeze_startup_objects()
     if banner:
         print(banner, flush=True)
     for hosted in host.hosted:
