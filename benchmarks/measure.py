@@ -43,12 +43,16 @@ def latencies(call: Callable[[], Any], n: int) -> list[float]:
     return timings
 
 
-def rate(call: Callable[[], Any], n: int) -> float:
-    """Calls per second over `n` calls made one after another."""
+def rate(call: Callable[[], Any], n: int, at_least: float = 0.0) -> float:
+    """Calls per second over `n` calls made one after another, and more until `at_least` seconds passed."""
     start = time.perf_counter()
     for _ in range(n):
         call()
-    return n / (time.perf_counter() - start)
+    done, elapsed = n, time.perf_counter() - start
+    while elapsed < at_least:
+        call()
+        done, elapsed = done + 1, time.perf_counter() - start
+    return done / elapsed
 
 
 def seconds(work: Callable[[], Any]) -> float:
