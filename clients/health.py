@@ -40,9 +40,11 @@ class InstanceHealth:
             self._in_flight.setdefault(uri, {})[number] = time.monotonic()
         return number
 
-    def ended(self, uri: str, call: int) -> None:
-        """The call numbered `call` to `uri` is over, however it ended."""
+    def ended(self, uri: str, call: int, answered: bool = False) -> None:
+        """The call numbered `call` to `uri` is over, however it ended (`answered`: with `uri`'s answer)."""
         with self._lock:
+            if answered:
+                self._note_answer(uri)
             calls = self._in_flight.get(uri)
             if calls is not None:
                 calls.pop(call, None)
@@ -52,8 +54,11 @@ class InstanceHealth:
     def answered(self, uri: str) -> None:
         """`uri` just answered something: it is alive, whatever it said."""
         with self._lock:
-            self._answered[uri] = time.monotonic()
-            self._timed_out.discard(uri)
+            self._note_answer(uri)
+
+    def _note_answer(self, uri: str) -> None:  # under the lock
+        self._answered[uri] = time.monotonic()
+        self._timed_out.discard(uri)
 
     def timed_out(self, uri: str) -> None:
         """Connecting to `uri`, or a call to it, timed out: skip it until it answers again."""

@@ -81,6 +81,10 @@ if TYPE_CHECKING:
 import_pyro()  # lonja's serializer variants
 
 _KEEP: Any = object()  # an option left out of `.options(...)`: None there means "no limit"
+IDLE_CHECK = 0.01
+"""Seconds a pooled connection may sit unused and still be taken without asking the system whether its peer
+closed it: one that answered that recently belongs to a host that was alive then, and a loop of calls pays
+no system call for the check."""
 
 
 class CallOptions(NamedTuple):
@@ -200,9 +204,7 @@ class ServiceClient:
         """Make one call (to `object_id` on the instance's host, if given: an object by reference); retry
         failures that happened before the request was sent."""
         options = options or self.options
-        return self._retrying(
-            lambda deadline: self._call_once(method, args, kwargs, options, flags, deadline, object_id),
-            method, options)
+        return self._retrying(self._call_once, method, options, method, args, kwargs, options, flags, object_id)
 
     def dispatcher(self) -> Dispatcher:
         """The queue and workers behind this client's `future()` and `aio()` calls."""
@@ -216,6 +218,7 @@ class ServiceClient:
         with self._lock:
             pool = None if self._closed else self._idle.setdefault(connection._lonja_uri, [])
             if pool is not None and len(pool) < self._pool_size and connection._pyroConnection is not None:
+                object.__setattr__(connection, "_lonja_idle_since", time.monotonic())
                 pool.append(connection)
                 return
         release(connection)
@@ -252,16 +255,16 @@ class ServiceClient:
 
     # -- calls --------------------------------------------------------------------------------------
 
-    def _retrying(self, attempt_once: Callable[[float | None], Any], method: str | None,
-                  options: CallOptions) -> Any:
-        """Run `attempt_once(deadline)`, again after a backoff if it failed before sending (or sent an
+    def _retrying(self, attempt_once: Callable[..., Any], method: str | None, options: CallOptions,
+                  *args: Any) -> Any:
+        """Run `attempt_once(deadline, *args)`, again after a backoff if it failed before sending (or sent an
         idempotent call), until the retries or the call's time run out."""
         self._check_open()
         deadline = None if options.timeout is None else time.monotonic() + options.timeout
         attempt = 0
         while True:
             try:
-                return attempt_once(deadline)
+                return attempt_once(deadline, *args)
             except _NotSent as not_sent:
                 cause = not_sent.__cause__
                 if attempt >= options.retries or _expired(deadline) or \
@@ -277,8 +280,8 @@ class ServiceClient:
             if not self._alternatives():
                 time.sleep(_backoff(attempt, _seconds_left(deadline)))
 
-    def _call_once(self, method: str, args: Sequence[Any], kwargs: dict, options: CallOptions, flags: int,
-                   deadline: float | None, object_id: str | None = None) -> Any:
+    def _call_once(self, deadline: float | None, method: str, args: Sequence[Any], kwargs: dict,
+                   options: CallOptions, flags: int, object_id: str | None = None) -> Any:
         try:
             uri = self._pick()
         except (LonjaError, Pyro5.errors.CommunicationError) as exc:
@@ -290,9 +293,12 @@ class ServiceClient:
                 connection = self._acquire(uri, options, deadline)
             except (LonjaError, Pyro5.errors.CommunicationError) as exc:
                 raise _NotSent() from exc
-            return self._invoke(connection, uri, method, args, kwargs, options, flags, deadline, object_id)
-        finally:
+            result = self._invoke(connection, uri, method, args, kwargs, options, flags, deadline, object_id)
+        except BaseException:
             self._health.ended(uri, call)
+            raise
+        self._health.ended(uri, call, answered=True)
+        return result
 
     def _invoke(self, connection: Proxy, uri: str, method: str, args: Sequence[Any], kwargs: dict,
                 options: CallOptions, flags: int, deadline: float | None, object_id: str | None = None) -> Any:
@@ -342,11 +348,12 @@ class ServiceClient:
             self._health.answered(uri)
             self.give_back(connection)
             raise remote_error_from(exc) from None
-        self._health.answered(uri)
-        self._note_speed(method, args, flags)
-        if REFERENCES in current_context.response_annotations:  # the result holds objects by reference
+        annotations = current_context.response_annotations
+        if annotations or flags or not self._quick.get(method):  # else: a quick method, and still quick
+            self._note_speed(method, args, flags)
+        if REFERENCES in annotations:  # the result holds objects by reference
             from .references import adopt
-            result = adopt(result, self, float(current_context.response_annotations[REFERENCES]))
+            result = adopt(result, self, float(annotations[REFERENCES]))
         if is_stream(result):
             connection._pyroTimeout = options.timeout  # each item may take as long as a call
             return RemoteStream(self, connection, result)
@@ -409,8 +416,10 @@ class ServiceClient:
         """Ask the daemon hosting the next instance to describe it, on a pooled connection to it."""
         connection = self._connect_any(deadline)
         uri = connection._lonja_uri
-        return self._invoke(connection, uri, "describe", (URI(uri).object,), {}, self.options, 0, deadline,
-                            object_id=DAEMON_NAME)
+        description = self._invoke(connection, uri, "describe", (URI(uri).object,), {}, self.options, 0, deadline,
+                                   object_id=DAEMON_NAME)
+        self._health.answered(uri)
+        return description
 
     def _connect_any(self, deadline: float | None) -> Proxy:
         """A connection to the next instance; any failure counts as one before a request was sent."""
@@ -430,8 +439,8 @@ class ServiceClient:
             if connection is None:
                 break
             connection._pyroClaimOwnership()
-            if _still_open(connection):  # one system call; a host killed since its last answer is caught here
-                return connection
+            if time.monotonic() - connection._lonja_idle_since < IDLE_CHECK or _still_open(connection):
+                return connection  # one that sat idle costs a system call: a host killed since is caught here
             release(connection)
         connection = _Connection(uri)
         object.__setattr__(connection, "_lonja_uri", uri)
