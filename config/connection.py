@@ -68,6 +68,11 @@ class BufferedConnection(socketutil.SocketConnection):
         """Exactly `size` bytes: from the buffer, topped up from the socket as needed (a large message is
         read straight into its own bytearray, with no copy after the kernel's)."""
         available = len(self._buffer) - self._offset
+        if available == size >= DIRECT_SIZE:  # a large message that is the rest of the buffer: no copy
+            chunk = self._buffer
+            del chunk[:self._offset]  # a bytearray drops its head without moving the rest
+            self._buffer, self._offset = bytearray(), 0
+            return chunk
         if available >= size:
             start = self._offset
             self._offset += size

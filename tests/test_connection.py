@@ -62,3 +62,14 @@ def test_wait_reports_a_closed_peer_and_the_next_read_says_so(pair):
     assert conn.wait(5.0) is True
     with pytest.raises(Pyro5.errors.ConnectionClosedError):
         conn.recv(1)
+
+
+def test_a_large_message_is_read_intact_and_the_buffer_serves_the_next_one(pair):
+    conn, peer = pair
+    header, body = b"H" * 40, bytes(range(256)) * 400  # 102,400 bytes: taken over from the buffer, not copied
+    peer.sendall(header + body)
+    time.sleep(0.05)  # all of it in the socket: the first read takes the whole message
+    assert conn.recv(6) + conn.recv(34) == header
+    assert conn.recv(len(body)) == body
+    peer.sendall(b"next")
+    assert conn.recv(4) == b"next"
