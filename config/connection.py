@@ -69,10 +69,10 @@ class BufferedConnection(socketutil.SocketConnection):
         read straight into its own bytearray, with no copy after the kernel's)."""
         available = len(self._buffer) - self._offset
         if available == size >= DIRECT_SIZE:  # a large message that is the rest of the buffer: no copy
-            chunk = self._buffer
-            del chunk[:self._offset]  # a bytearray drops its head without moving the rest
+            whole = self._buffer
+            del whole[:self._offset]  # a bytearray drops its head without moving the rest
             self._buffer, self._offset = bytearray(), 0
-            return chunk
+            return whole
         if available >= size:
             start = self._offset
             self._offset += size
