@@ -24,7 +24,7 @@ from Pyro5.core import NAMESERVER_NAME
 
 from lonja.config import Settings, current_settings, ensure_applied, format_address, parse_addresses
 from lonja.config.auth import client_token
-from lonja.config.wire import Refusal, client_handshake, refusal_of
+from lonja.config.wire import Refusal, client_handshake, handshake_dropped, refusal_of
 
 from .errors import AccessDenied, LonjaError, NameNotFound, NameServerUnreachable, NameTaken, NoServingInstance
 from .failures import tls_error, tls_message, was_reset, why_not
@@ -35,9 +35,9 @@ DISCOVERY_WAIT = 0.7
 """Pyro5's discovery: the request is sent this many times, each time waiting this many seconds for an answer."""
 HANDSHAKE_SERIALIZERS = ("msgpack", "serpent")
 """What a client's handshake with a name server (which carries its first lookup) is sent in: msgpack, parsed
-in a tenth of serpent's time on either side, or serpent if the name server takes no msgpack (Pyro5's own,
-installed without it). Its calls are in serpent: Pyro5's name server answers some of them with frozensets,
-which only serpent carries."""
+in a tenth of serpent's time on either side, or serpent if the name server drops a msgpack handshake
+(Pyro5's own, installed without msgpack). Its calls are in serpent: Pyro5's name server answers some of
+them with frozensets, which only serpent carries."""
 
 log = logging.getLogger("lonja.clients")
 
@@ -296,7 +296,7 @@ class NameServerClient:
                 proxy._pyroBind()
             except Pyro5.errors.CommunicationError as exc:
                 proxy._pyroRelease()
-                if serializer != HANDSHAKE_SERIALIZERS[-1] and _answered(exc):  # it may take no msgpack
+                if serializer != HANDSHAKE_SERIALIZERS[-1] and handshake_dropped(exc):  # it may take no msgpack
                     self._serializers[(host, port)] = HANDSHAKE_SERIALIZERS[-1]
                     continue
                 error = self._unreachable(exc)
@@ -401,11 +401,6 @@ class _NameServerProxy(Proxy):
     def _pyroValidateHandshake(self, response: Any) -> None:
         hello = response if isinstance(response, dict) and response.get("lonja") else None
         object.__setattr__(self, "_lonja_hello", hello)
-
-
-def _answered(exc: Pyro5.errors.CommunicationError) -> bool:
-    """Whether the name server took the connection but not the handshake (closed it, or refused it)."""
-    return isinstance(exc, Pyro5.errors.ConnectionClosedError) or refusal_of(exc) is not None
 
 
 def _naming_message(exc: Exception, args: tuple) -> str:

@@ -23,6 +23,7 @@ restarted on a new port is found again through the name server. Calls have a dea
 from __future__ import annotations
 
 import inspect
+import logging
 import random
 import select
 import threading
@@ -46,6 +47,7 @@ from lonja.config.wire import (
     TRACEBACK,
     Refusal,
     client_handshake,
+    handshake_dropped,
     is_stream,
     object_gone,
     refusal_of,
@@ -79,6 +81,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 import_pyro()  # lonja's serializer variants
+
+log = logging.getLogger("lonja.clients")
 
 _KEEP: Any = object()  # an option left out of `.options(...)`: None there means "no limit"
 IDLE_CHECK = 0.01
@@ -142,6 +146,11 @@ class ServiceClient:
             self.target, self._by_name, ns = name, True, ns or location or None
         self._ns_address = ns or settings.ns_address
         self._serializer = serializer or settings["client.serializer"]
+        # lonja's default serializer gives way to serpent for a host that drops a msgpack handshake (a plain
+        # Pyro5 server installed without msgpack); one the user chose never does
+        self._fallback = "serpent" if not serializer and settings.source("client.serializer") == "default" \
+            and self._serializer == "msgpack" else None
+        self._serializers: dict[str, str] = {}  # hosts (URI) that took only the fallback
         self._token = client_token(settings)
         self._quick: dict[str, bool] = {}  # per method: did its host say it is quick (see wire.SLOW)?
         self.options = CallOptions(
@@ -315,7 +324,8 @@ class ServiceClient:
             if getattr(exc, TRACEBACK, None):  # the service could not serialize its answer
                 self._health.answered(uri)
                 raise remote_error_from(exc) from None
-            raise SerializationError(f"cannot send the arguments of {method}() with the {self._serializer} "
+            raise SerializationError(f"cannot send the arguments of {method}() with the "
+                                     f"{self._serializers.get(uri, self._serializer)} "
                                      f"serializer: {exc} (see README: what each serializer keeps)") from None
         except Pyro5.errors.TimeoutError:
             release(connection)
@@ -442,16 +452,21 @@ class ServiceClient:
             if time.monotonic() - connection._lonja_idle_since < IDLE_CHECK or _still_open(connection):
                 return connection  # one that sat idle costs a system call: a host killed since is caught here
             release(connection)
-        connection = _Connection(uri)
-        object.__setattr__(connection, "_lonja_uri", uri)
-        connection._pyroSerializer = self._serializer
-        connection._pyroTimeout = _connect_timeout(options, deadline)
-        connection._pyroHandshake = client_handshake(self._token, URI(uri).object)
+        serializer = self._serializers.get(uri, self._serializer)
         try:
-            connection._pyroBind()
+            connection = self._bound(uri, serializer, options, deadline)
         except Pyro5.errors.CommunicationError as exc:
-            self._connect_failed(uri, exc)
-            raise
+            if self._fallback is None or serializer == self._fallback or not handshake_dropped(exc):
+                self._connect_failed(uri, exc)
+                raise
+            try:
+                connection = self._bound(uri, self._fallback, options, deadline)
+            except Pyro5.errors.CommunicationError:
+                self._connect_failed(uri, exc)
+                raise exc from None
+            self._serializers[uri] = self._fallback
+            log.info("%s dropped a %s handshake and took %s: it is called in %s", uri, serializer,
+                     self._fallback, self._fallback)
         self._health.answered(uri)
         if self._meta is None:
             hello = getattr(connection, "_lonja_hello", {})
@@ -462,6 +477,17 @@ class ServiceClient:
                                   generators=frozenset(hello.get("generators", ())),
                                   batchable=bool(hello.get("lonja")),
                                   host_describes="generators" in hello)
+        return connection
+
+    def _bound(self, uri: str, serializer: str, options: CallOptions, deadline: float | None) -> Proxy:
+        """A new connection to `uri` in `serializer`, handshake done (reached within the connect timeout, or
+        the call's time left if less)."""
+        connection = _Connection(uri)
+        object.__setattr__(connection, "_lonja_uri", uri)
+        connection._pyroSerializer = serializer
+        connection._pyroTimeout = _connect_timeout(options, deadline)
+        connection._pyroHandshake = client_handshake(self._token, URI(uri).object)
+        connection._pyroBind()
         return connection
 
     def _connect_failed(self, uri: str, exc: Pyro5.errors.CommunicationError) -> None:
@@ -477,7 +503,7 @@ class ServiceClient:
         """A new connection to the daemon hosting `uri`, for the background health pings."""
         daemon = _Connection(f"PYRO:{DAEMON_NAME}@{URI(uri).location}")
         daemon._pyroHandshake = client_handshake(self._token)
-        daemon._pyroSerializer = self._serializer
+        daemon._pyroSerializer = self._serializers.get(uri, self._serializer)
         daemon._pyroTimeout = timeout or self.options.connect_timeout
         return daemon
 

@@ -573,6 +573,12 @@ def refusal_of(exc: BaseException | None) -> tuple[Refusal, str] | None:
     return Refusal.DENIED, reason
 
 
+def handshake_dropped(exc: BaseException) -> bool:
+    """True if a peer took the connection and then closed it without answering the handshake: what a Pyro5
+    daemon does with a serializer it does not have (msgpack, when Pyro5 was installed without it)."""
+    return isinstance(exc, Pyro5.errors.ConnectionClosedError)
+
+
 def object_gone(exc: BaseException) -> bool:
     """True if `exc` is a daemon's answer that it hosts no such object (Pyro5 says so only in text)."""
     return isinstance(exc, Pyro5.errors.DaemonError) and _NO_OBJECT_REASON in str(exc)
