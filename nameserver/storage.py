@@ -50,13 +50,10 @@ def _storable(*texts: Any) -> bool:
 
 def _check_storable(name: Any, uri: Any, tags: set) -> None:
     """TypeError unless `name`, `uri` and every tag is a str; ValueError unless each is valid Unicode."""
-    for text in (name, uri, *tags):
-        if not isinstance(text, str):
-            raise TypeError("name, uri and metadata tags must be str")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("name, uri and metadata tags must be valid Unicode (no lone surrogates)") from None
+    if not all(isinstance(text, str) for text in (name, uri, *tags)):
+        raise TypeError("name, uri and metadata tags must be str")
+    if not _storable(name, uri, *tags):
+        raise ValueError("name, uri and metadata tags must be valid Unicode (no lone surrogates)")
 
 
 class MemoryStorage(Pyro5.nameserver.MemoryStorage):

@@ -9,7 +9,7 @@ import time
 import pytest
 from Pyro5.client import Proxy
 
-from harness import wait_until
+from harness import run_in_threads, wait_until
 from lonja import clients
 from lonja.clients import RemoteError, connect, uri
 
@@ -113,24 +113,16 @@ def test_aio_calls_overlap_and_do_not_block_the_loop(ns, echo):
 
 
 def test_one_proxy_used_by_16_threads(ns, echo):
-    errors: list[BaseException] = []
     results: dict[int, list] = {}
     with connect("echo", ns=ns) as proxy:
         barrier = threading.Barrier(16)
 
         def worker(index: int) -> None:
-            try:
-                barrier.wait()
-                results[index] = [proxy.echo((index, i)) for i in range(50)]
-                results[index].append(list(proxy.count(3)))
-            except BaseException as exc:  # collected and asserted below
-                errors.append(exc)
+            barrier.wait()
+            results[index] = [proxy.echo((index, i)) for i in range(50)]
+            results[index].append(list(proxy.count(3)))
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        errors = run_in_threads(worker, 16)
     assert not errors, errors[:3]
     for index in range(16):
         assert results[index][:50] == [[index, i] for i in range(50)]

@@ -13,12 +13,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 
 import Pyro5.api
 import pytest
 
-from harness import PYTHON, ROOT, LonjaProcess, clean_env, wait_until
+from harness import PYTHON, ROOT, LonjaProcess, clean_env, run_in_threads, wait_until
 from lonja.clients import (
     ReferenceGone,
     ServiceProxy,
@@ -81,20 +80,12 @@ def test_a_returned_object_stays_on_the_server_and_takes_every_call_mode(carts):
 def test_one_reference_serves_many_threads(carts):
     with connect("carts", ns=carts) as service:
         cart = service.new()
-        errors: list[BaseException] = []
 
         def add_many(worker: int) -> None:
-            try:
-                for item in range(25):
-                    cart.add(f"{worker}.{item}")
-            except BaseException as exc:  # reported below
-                errors.append(exc)
+            for item in range(25):
+                cart.add(f"{worker}.{item}")
 
-        threads = [threading.Thread(target=add_many, args=(worker,)) for worker in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        errors = run_in_threads(add_many, 8)
         assert errors == []
         assert len(cart.items()) == 200
 
