@@ -7,7 +7,8 @@ Four systems, each called the way its users call it:
 - `rpyc`: `rpyc.connect_by_service("ECHO", registrar=TCPRegistryClient(...))` / `rpyc.connect(host, port)`;
   a remote method is fetched once (`echo = conn.root.echo`: every `conn.root.x` is a round trip of its
   own), oneway is `rpyc.async_(conn.root.notify)` whose result is never waited for;
-- `lonja`: `connect("echo", ns=NS)` / `connect("PYRO:...")`, lonja's defaults; oneway is `.oneway(...)`.
+- `lonja`: `connect("echo", ns=NS)` / `connect("PYRO:...")`, lonja's defaults (so a client on the host's
+  machine calls through its local socket after the first call); oneway is `.oneway(...)`.
 
 Nothing is imported before it is used, so that the cold rows pay for exactly the imports a user pays for.
 """
@@ -62,6 +63,10 @@ class Caller:
     def method(self, proxy: Any, name: str) -> Callable[..., Any]:
         """The remote method `name`, looked up once, ready to be called many times."""
         return getattr(proxy, name)
+
+    def over_tcp(self, ep: Endpoints) -> Any:
+        """A proxy by name that never takes a shortcut past TCP (lonja's local socket)."""
+        return self.by_name(ep)
 
     def oneway(self, proxy: Any) -> Callable[[Any], Any]:
         """`notify` called oneway: returns once the request is sent."""
@@ -187,6 +192,12 @@ class LonjaCaller(Caller):
     def by_address(self, ep: Endpoints) -> Any:
         from lonja.clients import connect
         return connect(ep.address, ns=ep.ns)
+
+    def over_tcp(self, ep: Endpoints) -> Any:
+        from lonja.clients import connect
+        from lonja.config import current_settings
+        settings = current_settings().with_flags({"client.local_socket": (False, "benchmark")})
+        return connect(NAME, ns=ep.ns, settings=settings)
 
     def oneway(self, proxy: Any) -> Callable[[Any], Any]:
         return proxy.notify.oneway

@@ -65,6 +65,7 @@ class Row:
     higher_is_better: bool
     systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
     goal: Goal | None = None
+    peers_from: str | None = None  # a lonja-only row whose peers' figures (and ratios) are another row's
 
     @property
     def modes(self) -> list[str]:
@@ -77,6 +78,8 @@ ROWS = [
         goal=Goal("≤ 0.70× Pyro5, ≤ 1.00× Pyro5+msgpack, ≤ 0.90× RPyC",
                   vs={"pyro5": ("<=", 0.70), "pyro5-msgpack": ("<=", 1.00), "rpyc": ("<=", 0.90)})),
     Row("call.p99", "small call, p99", "µs", "warm", False),
+    Row("call.median.tcp", "small call, median, lonja over TCP (local socket off; peers: the row above)", "µs",
+        "warm", False, ["lonja"], peers_from="call.median"),
     Row("oneway.completions", "oneway completions/s", "calls/s", "warm", True,
         goal=Goal("≥ RPyC", vs={"rpyc": (">=", 1.0)})),
     Row("oneway.issue", "oneway calls issued/s (client side)", "calls/s", "warm", True),

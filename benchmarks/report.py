@@ -50,10 +50,11 @@ def aggregate(samples: dict[str, Any], status: dict[str, str]) -> list[dict[str,
             per_system: dict[str, Any] = {}
             loads: list[float] = []
             for system in SYSTEMS:
-                if system not in row.systems:
+                source = row.peers_from if row.peers_from and system != "lonja" else row.id
+                if system not in row.systems and source == row.id:
                     per_system[system] = {"status": "n/a"}
                     continue
-                found = samples.get(row.id, {}).get(mode, {}).get(system, [])
+                found = samples.get(source, {}).get(mode, {}).get(system, [])
                 if not found:
                     why = status.get(system, "not run")
                     per_system[system] = {"status": "no value" if why == "measured" else why}

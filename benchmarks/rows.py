@@ -44,6 +44,20 @@ def small_calls(w: Warm) -> Values:
     return {"call.median": percentile(timings, 0.5) * 1e6, "call.p99": percentile(timings, 0.99) * 1e6}
 
 
+def small_calls_over_tcp(w: Warm) -> Values:
+    """The small calls again, from a lonja proxy that keeps to TCP (`client.local_socket` off): what the
+    host's local socket gives a client on its machine."""
+    proxy = w.caller.over_tcp(w.ep)
+    try:
+        echo = w.caller.method(proxy, "echo")
+        for _ in range(w.counts.warmup):
+            echo(SMALL)
+        timings = latencies(lambda: echo(SMALL), w.counts.calls)
+    finally:
+        w.caller.close(proxy)
+    return {"call.median.tcp": percentile(timings, 0.5) * 1e6}
+
+
 def oneway(w: Warm) -> Values:
     """`oneway` notify calls sent oneway: completions/s until the server's counter grew by that many."""
     send = w.caller.oneway(w.proxy)
@@ -146,6 +160,7 @@ def _name_server(w: Warm) -> dict[str, float]:
 # (measurement, the row ids it gives): the child runs one if its system has any of these rows
 WARM: list[tuple[Callable[[Warm], Values], list[str]]] = [
     (small_calls, ["call.median", "call.p99"]),
+    (small_calls_over_tcp, ["call.median.tcp"]),
     (oneway, ["oneway.completions", "oneway.issue"]),
     (payload, ["payload.100KB"]),
     (batch, ["batch.100"]),

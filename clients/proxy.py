@@ -18,12 +18,18 @@ made it). A name resolves to every serving instance (see `resolver`); a call goe
 instance that has not gone silent (see `health`) and moves away from one that fails, and a service
 restarted on a new port is found again through the name server. Calls have a deadline
 (`client.timeout`, 30 s by default), so none waits forever unless asked to.
+
+A lonja host on the same machine offers a Unix socket in its handshake answer (`service.local_socket`):
+once a client's TCP connection to it has carried LOCAL_AFTER calls, its connections go through that
+socket, a quicker round trip (unless `client.local_socket` is off). The host must answer there with the same id
+as over TCP; if it cannot be reached there, the client stays on TCP.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 import random
 import select
 import threading
@@ -45,10 +51,12 @@ from lonja.config.connection import BufferedConnection
 from lonja.config.sharing import REFERENCES
 from lonja.config.wire import (
     TRACEBACK,
+    LocalOffer,
     Refusal,
     client_handshake,
     handshake_dropped,
     is_stream,
+    local_offer,
     object_gone,
     refusal_of,
     slow_methods,
@@ -89,6 +97,10 @@ IDLE_CHECK = 0.01
 """Seconds a pooled connection may sit unused and still be taken without asking the system whether its peer
 closed it: one that answered that recently belongs to a host that was alive then, and a loop of calls pays
 no system call for the check."""
+LOCAL_AFTER = 16
+"""Calls a TCP connection carries before the client moves to the host's local socket: a new connection and
+its handshake cost about what the socket saves on that many calls, so a command that makes a call or two
+connects once."""
 
 
 class CallOptions(NamedTuple):
@@ -151,6 +163,9 @@ class ServiceClient:
         self._fallback = "serpent" if not serializer and settings.source("client.serializer") == "default" \
             and self._serializer == "msgpack" else None
         self._serializers: dict[str, str] = {}  # hosts (URI) that took only the fallback
+        self._local: dict[str, LocalOffer | None] = {}  # per URI: its host's local socket, if usable
+        self._local_failed: set[LocalOffer] = set()  # local sockets that could not be used: TCP for those
+        self._takes_local = settings["client.local_socket"]
         self._token = client_token(settings)
         self._quick: dict[str, bool] = {}  # per method: did its host say it is quick (see wire.SLOW)?
         self.options = CallOptions(
@@ -226,11 +241,21 @@ class ServiceClient:
         """Return a connection whose call ended cleanly to its instance's pool (or close it)."""
         with self._lock:
             pool = None if self._closed else self._idle.setdefault(connection._lonja_uri, [])
-            if pool is not None and len(pool) < self._pool_size and connection._pyroConnection is not None:
+            if pool is not None and len(pool) < self._pool_size and connection._pyroConnection is not None \
+                    and not self._moves_to_local(connection):
                 object.__setattr__(connection, "_lonja_idle_since", time.monotonic())
                 pool.append(connection)
                 return
         release(connection)
+
+    def _moves_to_local(self, connection: Proxy) -> bool:
+        """True if `connection` is a TCP one, to a host with a usable local socket, that has carried
+        LOCAL_AFTER calls: it is closed, and the next call connects through the socket."""
+        if connection._pyroUri.sockname is not None or self._local.get(connection._lonja_uri) is None:
+            return False
+        calls = connection._lonja_calls + 1
+        object.__setattr__(connection, "_lonja_calls", calls)
+        return calls >= LOCAL_AFTER
 
     def describe(self, signatures: bool = True) -> dict[str, Any]:
         """Methods, attributes and flags of the service; with `signatures`, a lonja host's signatures
@@ -415,6 +440,7 @@ class ServiceClient:
         self._bad = {u: until for u, until in self._bad.items() if until > now}
         if seconds > 0:
             self._bad[uri] = now + seconds
+        self._local.pop(uri, None)  # a host restarted at this address offers another local socket
         with self._lock:
             idle = self._idle.pop(uri, [])
         for connection in idle:
@@ -453,6 +479,11 @@ class ServiceClient:
                 return connection  # one that sat idle costs a system call: a host killed since is caught here
             release(connection)
         serializer = self._serializers.get(uri, self._serializer)
+        local = self._local.get(uri)
+        if local is not None:
+            connection = self._bound_locally(uri, local, serializer, options, deadline)
+            if connection is not None:
+                return connection
         try:
             connection = self._bound(uri, serializer, options, deadline)
         except Pyro5.errors.CommunicationError as exc:
@@ -468,6 +499,11 @@ class ServiceClient:
             log.info("%s dropped a %s handshake and took %s: it is called in %s", uri, serializer,
                      self._fallback, self._fallback)
         self._health.answered(uri)
+        # the connections after this one go through the local socket, if the host offers one that works
+        offer = local_offer(getattr(connection, "_lonja_hello", None))
+        usable = offer is not None and self._takes_local and offer not in self._local_failed \
+            and os.path.exists(offer.path)
+        self._local[uri] = offer if usable else None
         if self._meta is None:
             hello = getattr(connection, "_lonja_hello", {})
             self._meta = Metadata(methods=frozenset(connection._pyroMethods),
@@ -479,16 +515,35 @@ class ServiceClient:
                                   host_describes="generators" in hello)
         return connection
 
-    def _bound(self, uri: str, serializer: str, options: CallOptions, deadline: float | None) -> Proxy:
-        """A new connection to `uri` in `serializer`, handshake done (reached within the connect timeout, or
-        the call's time left if less)."""
-        connection = _Connection(uri)
+    def _bound(self, uri: str, serializer: str, options: CallOptions, deadline: float | None,
+               address: str | None = None) -> Proxy:
+        """A new connection to `uri` (through `address`, if given) in `serializer`, handshake done (reached
+        within the connect timeout, or the call's time left if less)."""
+        connection = _Connection(address or uri)
         object.__setattr__(connection, "_lonja_uri", uri)
+        object.__setattr__(connection, "_lonja_calls", 0)
         connection._pyroSerializer = serializer
         connection._pyroTimeout = _connect_timeout(options, deadline)
         connection._pyroHandshake = client_handshake(self._token, URI(uri).object)
         connection._pyroBind()
         return connection
+
+    def _bound_locally(self, uri: str, local: LocalOffer, serializer: str, options: CallOptions,
+                       deadline: float | None) -> Proxy | None:
+        """A new connection to `uri`'s host through its local socket; None (and TCP from now on) if it cannot
+        be reached there, or another host answers."""
+        try:
+            connection = self._bound(uri, serializer, options, deadline, local.address(URI(uri).object))
+        except Pyro5.errors.CommunicationError as exc:
+            log.info("%s: its local socket %s failed (%s): calling it over TCP", uri, local.path, exc)
+        else:
+            if local_offer(getattr(connection, "_lonja_hello", None)) == local:
+                return connection
+            log.info("%s: another host answered at %s: calling it over TCP", uri, local.path)
+            release(connection)
+        self._local_failed.add(local)
+        self._local[uri] = None
+        return None
 
     def _connect_failed(self, uri: str, exc: Pyro5.errors.CommunicationError) -> None:
         """Raise AccessDenied if `uri` refused us; otherwise skip it for a while (longer if it timed out)."""

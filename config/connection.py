@@ -36,6 +36,8 @@ _scratch = threading.local()
 
 _TIMED_OUT = (errno.EAGAIN, errno.EWOULDBLOCK)
 
+_KERNEL_TIMEOUTS = {socket.AF_INET, socket.AF_INET6, getattr(socket, "AF_UNIX", socket.AF_INET)}
+
 
 class BufferedConnection(socketutil.SocketConnection):
     """A Pyro5 socket connection that reads ahead into a buffer and keeps timeouts in the kernel."""
@@ -44,8 +46,7 @@ class BufferedConnection(socketutil.SocketConnection):
         super().__init__(sock, objectId, keep_open)
         self._buffer = bytearray()
         self._offset = 0
-        self._kernel_timeouts = not isinstance(sock, ssl.SSLSocket) and sock.family in (socket.AF_INET,
-                                                                                          socket.AF_INET6)
+        self._kernel_timeouts = not isinstance(sock, ssl.SSLSocket) and sock.family in _KERNEL_TIMEOUTS
         self._timeout: float | None = sock.gettimeout()
         self._receive_timeout: float | None = None  # the kernel's SO_RCVTIMEO, when `wait` changed it
         self._peer: Any = None

@@ -86,10 +86,16 @@ class PeerLog:
         self._log.warning("%s: %s", peer, message)
 
 
+LOCAL_PEER = "unix socket"
+"""The peer address given for a connection through a Unix socket (a host's local socket)."""
+
+
 def peer_of(conn: Any) -> str:
-    """"HOST:PORT" of the peer of a Pyro5 connection, for log lines."""
+    """"HOST:PORT" of the peer of a Pyro5 connection, for log lines ("unix socket" for a local one)."""
     try:
-        host, port = conn.sock.getpeername()[:2]
-        return f"{host}:{port}"
-    except (OSError, TypeError, AttributeError):
+        address = conn.sock.getpeername()
+    except (OSError, AttributeError):
         return "a client"
+    if not isinstance(address, tuple):
+        return LOCAL_PEER
+    return f"{address[0]}:{address[1]}"

@@ -50,13 +50,14 @@ import sys
 import traceback
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import Pyro5.errors
 from Pyro5 import errors, protocol
 from Pyro5.client import _StreamResultIterator
 from Pyro5.serializers import SerializerBase
 
+from .connection import BufferedConnection
 from .errors import REMOTE_ERROR, LonjaError
 from .limits import peer_of
 
@@ -114,6 +115,26 @@ def server_handshake(**extra: Any) -> dict[str, Any]:
     return {"lonja": HANDSHAKE_VERSION, **extra}
 
 
+class LocalOffer(NamedTuple):
+    """A host's Unix socket for clients on its machine (`GuardedServer.listen_locally`), and the random id
+    that tells this host apart from another that took the same path on another machine."""
+
+    path: str
+    host_id: str
+
+    def address(self, object_id: str) -> str:
+        """The Pyro5 URI of `object_id` through this socket."""
+        return f"PYRO:{object_id}@./u:{self.path}"
+
+
+def local_offer(hello: Any) -> LocalOffer | None:
+    """The local socket a lonja host's handshake answer offers, if any."""
+    offer = hello.get("local") if isinstance(hello, dict) else None
+    if isinstance(offer, (list, tuple)) and len(offer) == 2 and all(isinstance(part, str) for part in offer):
+        return LocalOffer(*offer)
+    return None
+
+
 class TooLarge(Exception):
     """A message over the limit, already read to its end: answer it (unless `oneway`) on the same connection."""
 
@@ -129,9 +150,12 @@ class TooLarge(Exception):
 def receive(connection: Any, accepted: Sequence[int], limit: int) -> protocol.ReceivingMessage:
     """Read one message from `connection`, as Pyro5's `recv_stub` does, but under `limit` bytes counted
     after decompression: TooLarge if over it, ConnectionClosedError if too large even to drain."""
-    header = connection.recv(6)
-    protocol.ReceivingMessage.validate(header)
-    header += connection.recv(protocol._header_size - 6)
+    if isinstance(connection, BufferedConnection) and connection.pending() >= protocol._header_size:
+        header = connection.recv(protocol._header_size)  # read along already: one check of all of it
+    else:  # the first 6 bytes tell a stranger apart before waiting for the rest of a header
+        header = connection.recv(6)
+        protocol.ReceivingMessage.validate(header)
+        header += connection.recv(protocol._header_size - 6)
     protocol.ReceivingMessage.validate(header)  # tag, version and magic number
     # Pyro5's own parsing, minus its check against the process-wide MAX_MESSAGE_SIZE: the limit is ours.
     message = protocol.ReceivingMessage.__new__(protocol.ReceivingMessage)

@@ -8,7 +8,8 @@ It differs from Pyro5's `Daemon.handleRequest` in these ways, each closing a gap
 - a request over `limits.max_message_size` (after decompression) gets "message too large" as its
   answer, and the connection stays usable (the shared `GuardedDaemon.receive_request`);
 - the daemon object also answers `describe(object_id)` (signatures and docs) and `stats()`;
-- a lonja client's handshake is answered with the object's `@idempotent` and generator methods;
+- a lonja client's handshake is answered with the object's `@idempotent` and generator methods, and
+  the host's local socket (`local_socket`), which a client on the same machine then calls through;
 - objects go by reference (`share`, `@remote`, and Pyro5's autoproxy of registered objects) in lonja
   proxies that hold them under a lease, and a proxy that comes back arrives as its object (Pyro5#92; see
   `lonja.config.sharing` and `.sharing`).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import secrets
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +35,8 @@ from lonja.config.auth import TokenTable
 from lonja.config.daemon import GuardedDaemon
 from lonja.config.limits import Limits
 from lonja.config.sharing import REFERENCES, SharedTable, SharingMethods, install_sharing, replying
-from lonja.config.wire import SLOW, install_encoder, is_lonja_handshake, server_handshake
+from lonja.config.transport import GuardedServer
+from lonja.config.wire import SLOW, LocalOffer, install_encoder, is_lonja_handshake, server_handshake
 
 from .describe import call_hints, describe
 from .sharing import decoding, install_reference_decoder
@@ -59,7 +62,8 @@ class HostDaemonObject(SharingMethods, DaemonObject):
         return {**describe(obj), "shared": len(self.daemon.shared)}
 
     def stats(self) -> dict[str, int]:
-        """Counters of this host: oneway calls done and failed, calls served, live threads, shared objects."""
+        """Counters of this host: oneway calls done and failed, calls served, live threads, shared objects,
+        connections through the local socket."""
         return self.daemon.stats()
 
 
@@ -88,13 +92,20 @@ class EventLoopThread:
 
 
 class HostDaemon(GuardedDaemon):
-    """A guarded daemon with bounded oneway execution, async methods and faithful remote exceptions."""
+    """A guarded daemon with bounded oneway execution, async methods and faithful remote exceptions.
+
+    `local_socket`: also listen on a Unix socket that lonja clients on this machine switch to (not with
+    Pyro5's `thread` server, nor under TLS).
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None, *,
                  oneway_workers: int = 8, servertype: str = "adaptive", max_threads: int = 64,
-                 tokens: TokenTable | None = None, reference_lease: float = 30.0, **kwargs: Any) -> None:
+                 tokens: TokenTable | None = None, reference_lease: float = 30.0, local_socket: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(host, port, limits or Limits(), servertype=servertype, threads=max_threads, tokens=tokens,
                          interface=HostDaemonObject, **kwargs)
+        path = self.transportServer.listen_locally() if local_socket and servertype != "thread" else None
+        self.local = None if path is None else LocalOffer(path, secrets.token_hex(8))
         self.shared = SharedTable(self, reference_lease)
         self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")
         self._loop = EventLoopThread()
@@ -107,6 +118,8 @@ class HostDaemon(GuardedDaemon):
         counts["threads"] = threading.active_count()
         counts["oneway_pending"] = counts["oneway_submitted"] - counts["oneway_done"] - counts["oneway_failed"]
         counts["shared"] = len(self.shared)
+        server = self.transportServer
+        counts["local_connections"] = server.local_connections() if isinstance(server, GuardedServer) else 0
         return counts
 
     def housekeeping(self) -> None:
@@ -129,7 +142,8 @@ class HostDaemon(GuardedDaemon):
         """A lonja client also learns its object's idempotent and generator methods."""
         if is_lonja_handshake(data):
             obj = _unpack_weakref(self.objectsById.get(data.get("object")))
-            return server_handshake(**(call_hints(obj) if obj is not None else {}))
+            hints = call_hints(obj) if obj is not None else {}
+            return server_handshake(**hints, **({"local": tuple(self.local)} if self.local else {}))
         return super().handshake_reply(conn, data)
 
     def _count(self, key: str) -> None:

@@ -166,7 +166,8 @@ class ServiceHost:
                                      oneway_workers=settings["service.oneway_workers"],
                                      servertype=settings["service.servertype"],
                                      max_threads=settings["service.threads"], tokens=tokens,
-                                     reference_lease=settings["references.lease"], **nat)
+                                     reference_lease=settings["references.lease"],
+                                     local_socket=settings["service.local_socket"], **nat)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ServiceError(f"port {port} on {host} is already in use: use --port to pick another, "

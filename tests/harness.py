@@ -176,9 +176,17 @@ def port_of(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
-def calls_started(uri: str) -> int:
-    """How many calls the lonja host serving `uri` has started (from its daemon object's counters)."""
+def host_stats(uri: str, token: str = "") -> dict[str, int]:
+    """The counters of the lonja host serving `uri` (its daemon object's `stats()`), asked over TCP."""
     import Pyro5.api
 
+    from lonja.config.wire import client_handshake
+
     with Pyro5.api.Proxy(f"PYRO:Pyro.Daemon@{Pyro5.api.URI(uri).location}") as daemon:
-        return daemon.stats()["calls"]
+        daemon._pyroHandshake = client_handshake(token)
+        return daemon.stats()
+
+
+def calls_started(uri: str) -> int:
+    """How many calls the lonja host serving `uri` has started."""
+    return host_stats(uri)["calls"]
