@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
 import statistics
 import sys
 import tempfile
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for process in (host, ns_process):
             stop(process)
+        shutil.rmtree(data, ignore_errors=True)
     print(f"\n{'what':<58} {'per op':>11} {'ratio':>6}")
     for label, seconds, baseline in rows:
         shown = f"{seconds * 1e3:,.1f} ms" if seconds >= 0.01 else f"{seconds * 1e6:,.1f} µs"
