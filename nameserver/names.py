@@ -597,6 +597,8 @@ def _check_text(value: Any, what: str, limit: int, *, optional: bool = False, al
         raise ValueError(f"{what} must not be empty")
     if len(value) > limit:
         raise ValueError(f"{what} is too long ({len(value)} characters, at most {limit}): {_quote(value)}")
+    if value.isascii():  # ASCII is always valid Unicode; only other text needs the encoding test
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -42,7 +42,8 @@ def _storable(*texts: Any) -> bool:
     """True if every one of `texts` is a str that can be encoded as UTF-8 (has no lone surrogate)."""
     try:
         for text in texts:
-            text.encode("utf-8")
+            if not text.isascii():  # ASCII always can: the common case costs no encoding
+                text.encode("utf-8")
     except (AttributeError, UnicodeEncodeError):
         return False
     return True
@@ -50,9 +51,11 @@ def _storable(*texts: Any) -> bool:
 
 def _check_storable(name: Any, uri: Any, tags: set) -> None:
     """TypeError unless `name`, `uri` and every tag is a str; ValueError unless each is valid Unicode."""
-    if not all(isinstance(text, str) for text in (name, uri, *tags)):
-        raise TypeError("name, uri and metadata tags must be str")
-    if not _storable(name, uri, *tags):
+    texts = (name, uri, *tags)
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError("name, uri and metadata tags must be str")
+    if not _storable(*texts):
         raise ValueError("name, uri and metadata tags must be valid Unicode (no lone surrogates)")
 
 
