@@ -21,8 +21,8 @@ restarted on a new port is found again through the name server. Calls have a dea
 
 A lonja host on the same machine offers a Unix socket in its handshake answer (`service.local_socket`):
 once a client's TCP connection to it has carried LOCAL_AFTER calls, its connections go through that
-socket, a quicker round trip (unless `client.local_socket` is off). The host must answer there with the same id
-as over TCP; if it cannot be reached there, the client stays on TCP.
+socket, a quicker round trip (unless `client.local_socket` is off). The socket must be one of this user's,
+and the host must answer there with the same id as over TCP; otherwise the client stays on TCP.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import logging
 import os
 import random
 import select
+import stat
 import threading
 import time
 import weakref
@@ -501,8 +502,7 @@ class ServiceClient:
         self._health.answered(uri)
         # the connections after this one go through the local socket, if the host offers one that works
         offer = local_offer(getattr(connection, "_lonja_hello", None))
-        usable = offer is not None and self._takes_local and offer not in self._local_failed \
-            and os.path.exists(offer.path)
+        usable = offer is not None and self._takes_local and offer not in self._local_failed and _ours(offer.path)
         self._local[uri] = offer if usable else None
         if self._meta is None:
             hello = getattr(connection, "_lonja_hello", {})
@@ -938,6 +938,16 @@ def _not_sent_yet() -> Iterator[None]:
         yield
     except (LonjaError, Pyro5.errors.CommunicationError) as exc:
         raise _NotSent() from exc
+
+
+def _ours(path: str) -> bool:
+    """True if `path` is a socket of this user's: a host's local socket is only taken on its own machine and
+    from its own user (whose token it may see), never at a path another user owns."""
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISSOCK(found.st_mode) and found.st_uid == os.getuid()
 
 
 def _seconds_left(deadline: float | None) -> float | None:

@@ -73,8 +73,8 @@ def run_host(host: ServiceHost, banner: str = "") -> None:
         print(f"serving {hosted.name} at {hosted.uri}", flush=True)
         for address, uri in host.registered_as(hosted).items():
             print(f"the name server at {address} registered it as {uri} (ns.correct_uris)", flush=True)
-    if host.daemon.local is not None:
-        print(f"lonja clients on this machine call it through {host.daemon.local.path}", flush=True)
+    if host.daemon.local_socket is not None:
+        print(f"lonja clients on this machine call it through {host.daemon.local_socket.path}", flush=True)
     print("press Ctrl-C to stop", flush=True)
     while not host.wait(0.5):
         pass

@@ -95,7 +95,7 @@ class HostDaemon(GuardedDaemon):
     """A guarded daemon with bounded oneway execution, async methods and faithful remote exceptions.
 
     `local_socket`: also listen on a Unix socket that lonja clients on this machine switch to (not with
-    Pyro5's `thread` server, nor under TLS).
+    Pyro5's `thread` server, nor under TLS); the attribute `local_socket` then holds its path and id.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None, *,
@@ -105,7 +105,7 @@ class HostDaemon(GuardedDaemon):
         super().__init__(host, port, limits or Limits(), servertype=servertype, threads=max_threads, tokens=tokens,
                          interface=HostDaemonObject, **kwargs)
         path = self.transportServer.listen_locally() if local_socket and servertype != "thread" else None
-        self.local = None if path is None else LocalOffer(path, secrets.token_hex(8))
+        self.local_socket = None if path is None else LocalOffer(path, secrets.token_hex(8))
         self.shared = SharedTable(self, reference_lease)
         self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")
         self._loop = EventLoopThread()
@@ -142,8 +142,10 @@ class HostDaemon(GuardedDaemon):
         """A lonja client also learns its object's idempotent and generator methods."""
         if is_lonja_handshake(data):
             obj = _unpack_weakref(self.objectsById.get(data.get("object")))
-            hints = call_hints(obj) if obj is not None else {}
-            return server_handshake(**hints, **({"local": tuple(self.local)} if self.local else {}))
+            extra: dict[str, Any] = dict(call_hints(obj)) if obj is not None else {}
+            if self.local_socket is not None:
+                extra["local"] = tuple(self.local_socket)
+            return server_handshake(**extra)
         return super().handshake_reply(conn, data)
 
     def _count(self, key: str) -> None:

@@ -54,11 +54,16 @@ def test_either_side_can_keep_calls_on_tcp(lonja, ns, monkeypatch, side):
         assert host_stats(uri(echo))["local_connections"] == 0
 
 
-@pytest.mark.parametrize("damage", ["removed", "not a socket"])
-def test_a_broken_local_socket_leaves_calls_on_tcp(lonja, ns, damage):
+@pytest.mark.parametrize("damage", ["removed", "not a socket", "another user's"])
+def test_a_broken_or_foreign_local_socket_leaves_calls_on_tcp(lonja, ns, damage):
     host = lonja.start("serve", "echo", "--ns", ns)
     path = local_path(host)
-    os.unlink(path)  # a cleaner of /tmp took it, or something else now sits at its path
+    if damage == "another user's":  # the client would show its token to whoever owns the socket
+        if os.getuid() != 0:
+            pytest.skip("giving a file to another user needs root")
+        os.chown(path, 65534, 65534)
+    else:
+        os.unlink(path)  # a cleaner of /tmp took it, or something else now sits at its path
     if damage == "not a socket":
         Path(path).write_text("")
     with connect("echo", ns=ns) as echo:
