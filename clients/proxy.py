@@ -19,10 +19,11 @@ instance that has not gone silent (see `health`) and moves away from one that fa
 restarted on a new port is found again through the name server. Calls have a deadline
 (`client.timeout`, 30 s by default), so none waits forever unless asked to.
 
-A lonja host on the same machine offers a Unix socket in its handshake answer (`service.local_socket`):
-once a client's TCP connection to it has carried LOCAL_AFTER calls, its connections go through that
-socket, a quicker round trip (unless `client.local_socket` is off). The socket must be one of this user's,
-and the host must answer there with the same id as over TCP; otherwise the client stays on TCP.
+A lonja host on the same machine offers an abstract Unix socket in its handshake answer
+(`service.local_socket`): once a client's TCP connection to it has carried LOCAL_AFTER calls, its
+connections go through that socket, a quicker round trip (unless `client.local_socket` is off). The
+socket must be served by a process of this user's, and the host must answer there with the same offer as
+over TCP; otherwise the client stays on TCP.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import logging
 import os
 import random
 import select
-import stat
+import socket
+import struct
 import threading
 import time
 import weakref
@@ -52,14 +54,14 @@ from lonja.config.connection import BufferedConnection
 from lonja.config.sharing import REFERENCES
 from lonja.config.wire import (
     TRACEBACK,
-    LocalOffer,
     Refusal,
     client_handshake,
     handshake_dropped,
     is_stream,
-    local_offer,
+    local_address,
     object_gone,
     refusal_of,
+    shown_address,
     slow_methods,
     too_large,
 )
@@ -164,8 +166,8 @@ class ServiceClient:
         self._fallback = "serpent" if not serializer and settings.source("client.serializer") == "default" \
             and self._serializer == "msgpack" else None
         self._serializers: dict[str, str] = {}  # hosts (URI) that took only the fallback
-        self._local: dict[str, LocalOffer | None] = {}  # per URI: its host's local socket, if usable
-        self._local_failed: set[LocalOffer] = set()  # local sockets that could not be used: TCP for those
+        self._local: dict[str, str | None] = {}  # per URI: its host's local socket, if it may be tried
+        self._local_failed: set[str] = set()  # local sockets that could not be used: TCP for those
         self._takes_local = settings["client.local_socket"]
         self._token = client_token(settings)
         self._quick: dict[str, bool] = {}  # per method: did its host say it is quick (see wire.SLOW)?
@@ -501,8 +503,8 @@ class ServiceClient:
                      self._fallback, self._fallback)
         self._health.answered(uri)
         # the connections after this one go through the local socket, if the host offers one that works
-        offer = local_offer(getattr(connection, "_lonja_hello", None))
-        usable = offer is not None and self._takes_local and offer not in self._local_failed and _ours(offer.path)
+        offer = local_address(getattr(connection, "_lonja_hello", None))
+        usable = offer is not None and self._takes_local and offer not in self._local_failed
         self._local[uri] = offer if usable else None
         if self._meta is None:
             hello = getattr(connection, "_lonja_hello", {})
@@ -528,18 +530,19 @@ class ServiceClient:
         connection._pyroBind()
         return connection
 
-    def _bound_locally(self, uri: str, local: LocalOffer, serializer: str, options: CallOptions,
+    def _bound_locally(self, uri: str, local: str, serializer: str, options: CallOptions,
                        deadline: float | None) -> Proxy | None:
         """A new connection to `uri`'s host through its local socket; None (and TCP from now on) if it cannot
-        be reached there, or another host answers."""
+        be reached there (another machine, or network namespace), is another user's, or another host answers."""
+        shown = shown_address(local)
         try:
-            connection = self._bound(uri, serializer, options, deadline, local.address(URI(uri).object))
+            connection = self._bound(uri, serializer, options, deadline, f"PYRO:{URI(uri).object}@./u:{local}")
         except Pyro5.errors.CommunicationError as exc:
-            log.info("%s: its local socket %s failed (%s): calling it over TCP", uri, local.path, exc)
+            log.info("%s: its local socket %s failed (%s): calling it over TCP", uri, shown, exc)
         else:
-            if local_offer(getattr(connection, "_lonja_hello", None)) == local:
+            if local_address(getattr(connection, "_lonja_hello", None)) == local and _same_user(connection):
                 return connection
-            log.info("%s: another host answered at %s: calling it over TCP", uri, local.path)
+            log.info("%s: another host, or another user's process, answered at %s: calling it over TCP", uri, shown)
             release(connection)
         self._local_failed.add(local)
         self._local[uri] = None
@@ -940,14 +943,17 @@ def _not_sent_yet() -> Iterator[None]:
         raise _NotSent() from exc
 
 
-def _ours(path: str) -> bool:
-    """True if `path` is a socket of this user's: a host's local socket is only taken on its own machine and
-    from its own user (whose token it may see), never at a path another user owns."""
+def _same_user(connection: Proxy) -> bool:
+    """True if the process at the other end of a Unix socket connection runs as this user (SO_PEERCRED):
+    no call goes to another user's process."""
     try:
-        found = os.stat(path)
-    except (OSError, ValueError):
+        credentials = connection._pyroConnection.sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS)
+    except (AttributeError, OSError):
         return False
-    return stat.S_ISSOCK(found.st_mode) and found.st_uid == os.getuid()
+    return struct.unpack("3i", credentials)[1] == os.getuid()
+
+
+_CREDENTIALS = struct.calcsize("3i")  # struct ucred: pid, uid, gid
 
 
 def _seconds_left(deadline: float | None) -> float | None:

@@ -50,7 +50,7 @@ import sys
 import traceback
 import zlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import Pyro5.errors
 from Pyro5 import errors, protocol
@@ -115,24 +115,15 @@ def server_handshake(**extra: Any) -> dict[str, Any]:
     return {"lonja": HANDSHAKE_VERSION, **extra}
 
 
-class LocalOffer(NamedTuple):
-    """A host's Unix socket for clients on its machine (`GuardedServer.listen_locally`), and the random id
-    that tells this host apart from another that took the same path on another machine."""
-
-    path: str
-    host_id: str
-
-    def address(self, object_id: str) -> str:
-        """The Pyro5 URI of `object_id` through this socket."""
-        return f"PYRO:{object_id}@./u:{self.path}"
+def local_address(hello: Any) -> str | None:
+    """The local socket (`GuardedServer.listen_locally`) a lonja host's handshake answer offers, if any."""
+    address = hello.get("local") if isinstance(hello, dict) else None
+    return address if isinstance(address, str) and address.startswith("\0lonja-") else None
 
 
-def local_offer(hello: Any) -> LocalOffer | None:
-    """The local socket a lonja host's handshake answer offers, if any."""
-    offer = hello.get("local") if isinstance(hello, dict) else None
-    if isinstance(offer, (list, tuple)) and len(offer) == 2 and all(isinstance(part, str) for part in offer):
-        return LocalOffer(*offer)
-    return None
+def shown_address(address: str) -> str:
+    """A local socket's address as `ss` shows an abstract one: "@" for its leading NUL."""
+    return "@" + address[1:]
 
 
 class TooLarge(Exception):

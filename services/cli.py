@@ -64,6 +64,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 def run_host(host: ServiceHost, banner: str = "") -> None:
     """Start `host`, print where each service listens, and serve until `host.stop()` (a signal) is called."""
     from lonja.config.heap import freeze_startup_objects
+    from lonja.config.wire import shown_address
 
     host.start()
     freeze_startup_objects()
@@ -74,7 +75,8 @@ def run_host(host: ServiceHost, banner: str = "") -> None:
         for address, uri in host.registered_as(hosted).items():
             print(f"the name server at {address} registered it as {uri} (ns.correct_uris)", flush=True)
     if host.daemon.local_socket is not None:
-        print(f"lonja clients on this machine call it through {host.daemon.local_socket.path}", flush=True)
+        print(f"lonja clients on this machine call it through {shown_address(host.daemon.local_socket)}",
+              flush=True)
     print("press Ctrl-C to stop", flush=True)
     while not host.wait(0.5):
         pass

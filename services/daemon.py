@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import secrets
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +35,7 @@ from lonja.config.daemon import GuardedDaemon
 from lonja.config.limits import Limits
 from lonja.config.sharing import REFERENCES, SharedTable, SharingMethods, install_sharing, replying
 from lonja.config.transport import GuardedServer
-from lonja.config.wire import SLOW, LocalOffer, install_encoder, is_lonja_handshake, server_handshake
+from lonja.config.wire import SLOW, install_encoder, is_lonja_handshake, server_handshake
 
 from .describe import call_hints, describe
 from .sharing import decoding, install_reference_decoder
@@ -95,7 +94,7 @@ class HostDaemon(GuardedDaemon):
     """A guarded daemon with bounded oneway execution, async methods and faithful remote exceptions.
 
     `local_socket`: also listen on a Unix socket that lonja clients on this machine switch to (not with
-    Pyro5's `thread` server, nor under TLS); the attribute `local_socket` then holds its path and id.
+    Pyro5's `thread` server, nor under TLS); the attribute `local_socket` then holds its address.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None, *,
@@ -104,8 +103,8 @@ class HostDaemon(GuardedDaemon):
                  **kwargs: Any) -> None:
         super().__init__(host, port, limits or Limits(), servertype=servertype, threads=max_threads, tokens=tokens,
                          interface=HostDaemonObject, **kwargs)
-        path = self.transportServer.listen_locally() if local_socket and servertype != "thread" else None
-        self.local_socket = None if path is None else LocalOffer(path, secrets.token_hex(8))
+        self.local_socket = self.transportServer.listen_locally() if local_socket and servertype != "thread" \
+            else None
         self.shared = SharedTable(self, reference_lease)
         self._oneway = ThreadPoolExecutor(max_workers=oneway_workers, thread_name_prefix="lonja-oneway")
         self._loop = EventLoopThread()
@@ -144,7 +143,7 @@ class HostDaemon(GuardedDaemon):
             obj = _unpack_weakref(self.objectsById.get(data.get("object")))
             extra: dict[str, Any] = dict(call_hints(obj)) if obj is not None else {}
             if self.local_socket is not None:
-                extra["local"] = tuple(self.local_socket)
+                extra["local"] = self.local_socket
             return server_handshake(**extra)
         return super().handshake_reply(conn, data)
 

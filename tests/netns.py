@@ -93,9 +93,7 @@ class Host:
         self.veth = f"v{label}"
         self.workdir = network.tmp_path / label
         self.workdir.mkdir(parents=True, exist_ok=True)
-        # The namespaces share one filesystem, so a host's local socket would reach past the simulated
-        # network (its relays and partitions); a client on another machine never finds that path.
-        self.env = clean_env(self.workdir, LONJA_CLIENT_LOCAL_SOCKET="false")
+        self.env = clean_env(self.workdir)
         self.processes: list[NetnsProcess] = []
 
     def __repr__(self) -> str:
