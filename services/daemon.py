@@ -93,8 +93,9 @@ class EventLoopThread:
 class HostDaemon(GuardedDaemon):
     """A guarded daemon with bounded oneway execution, async methods and faithful remote exceptions.
 
-    `local_socket`: also listen on a Unix socket that lonja clients on this machine switch to (not with
-    Pyro5's `thread` server, nor under TLS); the attribute `local_socket` then holds its address.
+    `local_socket`: also listen on an abstract Unix socket (Linux) that lonja clients on this machine
+    switch to (not with Pyro5's `thread` server, nor under TLS); the attribute `local_socket` then holds
+    its address.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None, *,
@@ -138,7 +139,8 @@ class HostDaemon(GuardedDaemon):
         self._loop.close()
 
     def handshake_reply(self, conn: Any, data: Any) -> Any:
-        """A lonja client also learns its object's idempotent and generator methods."""
+        """A lonja client also learns its object's idempotent and generator methods, and this host's local
+        socket."""
         if is_lonja_handshake(data):
             obj = _unpack_weakref(self.objectsById.get(data.get("object")))
             extra: dict[str, Any] = dict(call_hints(obj)) if obj is not None else {}
