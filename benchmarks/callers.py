@@ -8,7 +8,7 @@ Four systems, each called the way its users call it:
   a remote method is fetched once (`echo = conn.root.echo`: every `conn.root.x` is a round trip of its
   own), oneway is `rpyc.async_(conn.root.notify)` whose result is never waited for;
 - `lonja`: `connect("echo", ns=NS)` / `connect("PYRO:...")`, lonja's defaults (so a client on the host's
-  machine calls through its local socket after the first call); oneway is `.oneway(...)`.
+  machine calls through its local socket after its first 16 calls); oneway is `.oneway(...)`.
 
 Nothing is imported before it is used, so that the cold rows pay for exactly the imports a user pays for.
 """

@@ -11,7 +11,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .callers import Caller, Endpoints
@@ -47,15 +47,12 @@ def small_calls(w: Warm) -> Values:
 def small_calls_over_tcp(w: Warm) -> Values:
     """The small calls again, from a lonja proxy that keeps to TCP (`client.local_socket` off): what the
     host's local socket gives a client on its machine."""
-    proxy = w.caller.over_tcp(w.ep)
+    over_tcp = replace(w, proxy=w.caller.over_tcp(w.ep))
     try:
-        echo = w.caller.method(proxy, "echo")
-        for _ in range(w.counts.warmup):
-            echo(SMALL)
-        timings = latencies(lambda: echo(SMALL), w.counts.calls)
+        warm_up(over_tcp)
+        return {"call.median.tcp": small_calls(over_tcp)["call.median"]}
     finally:
-        w.caller.close(proxy)
-    return {"call.median.tcp": percentile(timings, 0.5) * 1e6}
+        w.caller.close(over_tcp.proxy)
 
 
 def oneway(w: Warm) -> Values:
