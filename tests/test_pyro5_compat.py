@@ -46,6 +46,40 @@ def test_plain_pyro5_client_resolves_pyroname_and_calls(lonja, ns, echo):
     assert lines[3] == "traceback True"
 
 
+SERPENT_VALUES = textwrap.dedent('''
+    import math, sys
+    import Pyro5.api, Pyro5.errors
+    host, port = sys.argv[1], int(sys.argv[2])
+    values = [None, True, -0.0, 1e300, -1e30000, 2 ** 100, "plain", "it's", 'say "hi"', "tab\\tnew\\nline", "héllo ☃",
+              ("a", 1, (2.5, [None, {"k": {1, 2}}])), {"nested": {"deep": [()]}, 3: "int key", (1, "t"): []},
+              b"\\x00bytes", {"__class__": "not.a.Class"}, Pyro5.api.URI("PYRO:obj@127.0.0.1:9")]
+    with Pyro5.api.Proxy(f"PYRONAME:echo@{host}:{port}") as echo:
+        echo._pyroSerializer = "serpent"
+        for value in values:
+            try:
+                back = echo.echo(value)
+            except Pyro5.errors.PyroError as exc:
+                back = f"error {type(exc).__name__}"
+            if isinstance(value, bytes):
+                value = {"data": "AGJ5dGVz", "encoding": "base64"}  # serpent sends bytes as base64
+            elif isinstance(value, dict) and "__class__" in value:
+                value = "error SerializeError"  # an unknown class is refused, as Pyro5's own server does
+            print(repr(value) if back == value and type(back) is type(value) else f"DIFFERS {value!r} {back!r}")
+        print("nan", math.isnan(echo.echo(float("nan"))))
+''')
+
+
+def test_plain_pyro5_serpent_values_through_a_lonja_host(lonja, ns, echo):
+    """lonja reads serpent with its own fast reader where it can: a plain client gets back what it sent."""
+    host, port = ns.split(":")
+    result = subprocess.run([sys.executable, "-c", SERPENT_VALUES, host, port], capture_output=True, text=True,
+                            timeout=30, env=_plain_env())
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line.startswith("DIFFERS")] == []
+    assert len(lines) == 17 and lines[-1] == "nan True"
+
+
 def test_pyro5_nsc_list_and_lookup(lonja, ns, echo):
     host, port = ns.split(":")
     nsc = Path(sys.executable).with_name("pyro5-nsc")
