@@ -6,12 +6,12 @@ Yet the messages of one kind of call all have the same shape, the same brackets 
 different strings and numbers: `('Pyro.NameServer','register',('a.b','PYRO:x@h:1'),{})`.
 
 `read` replaces the literals with one letter each (regular expressions, in C), which leaves the shape
-(`(s,s,(s,s),{})`), and takes the literals out in one more pass; the first time a shape is seen it is checked (only brackets, commas, colons, the
-three constants and literals, nothing that indexes or calls) and compiled once into a function that
-builds the value from the literals. So the value is made with Python's own literal rules. Whatever is
-outside that subset (escapes in strings, bytes, complex numbers, other whitespace, long texts) raises
-`Unsupported`, and the caller reads it with serpent: the result is always the value serpent gives, and
-every error is serpent's own.
+(`(s,s,(s,s),{})`), and takes the literals out in one more pass. The first time a shape is seen it is
+checked (only brackets, commas, colons, the three constants and literals, nothing that indexes or calls)
+and compiled once into a function that builds the value from the literals, so the value is made with
+Python's own literal rules. Whatever is outside that subset (escapes in strings, bytes, complex numbers,
+other whitespace, long texts) raises `Unsupported`, and the caller reads it with serpent: the result is
+always the value serpent gives, and every error is serpent's own.
 """
 
 from __future__ import annotations
