@@ -30,15 +30,27 @@ _TEXT = r"[^'\"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]*"  # no quote, no escape,
 _NUMBER_END = r"(?![0-9A-Za-z_.])"
 _FLOAT = rf"-?(?:[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+){_NUMBER_END}"
 _INT = rf"-?(?:0|[1-9][0-9]*){_NUMBER_END}"
-_HEADER = re.compile(r"#[ -~]*\n")  # a comment line of printable ASCII
-_LITERAL = re.compile(rf"'({_TEXT})'|({_FLOAT})|({_INT})")
-_STRING = re.compile(rf"'{_TEXT}'")
-_FLOAT_RE = re.compile(_FLOAT)
-_INT_RE = re.compile(_INT)
-_SHAPE_TOKEN = re.compile(r"None|True|False|[sfi()\[\]{},:]| ")
-_VALID_SHAPE = re.compile(r"(?:None|True|False|[sfi()\[\]{},:]| )+")
-_INDEXED_OR_CALLED = re.compile(r"[sfie)\]}] *[(\[]")  # a value followed by ( or [: a call or an index
 _CODE = {"s": "v[{}][0]", "f": "_float(v[{}][1])", "i": "_int(v[{}][2])"}
+
+
+class _Patterns:
+    """The regular expressions, compiled on first use (see `_patterns`)."""
+
+    def __init__(self) -> None:
+        self.header = re.compile(r"#[ -~]*\n")  # a comment line of printable ASCII
+        self.literal = re.compile(rf"'({_TEXT})'|({_FLOAT})|({_INT})")  # the groups a builder reads
+        self.string = re.compile(rf"'{_TEXT}'")
+        self.floats = re.compile(_FLOAT)
+        self.ints = re.compile(_INT)
+        self.shape_token = re.compile(r"None|True|False|[sfi()\[\]{},:]| ")
+        self.valid_shape = re.compile(r"(?:None|True|False|[sfi()\[\]{},:]| )+")
+        self.indexed_or_called = re.compile(r"[sfie)\]}] *[(\[]")  # a value followed by ( or [
+
+
+@functools.cache
+def _patterns() -> _Patterns:
+    """A process that never reads serpent (a lonja client on msgpack) never compiles them."""
+    return _Patterns()
 
 
 class Unsupported(Exception):
@@ -50,16 +62,17 @@ def read(text: str) -> Any:
 
     Strings are taken as they are written (no escapes): a "__class__" in the value is in `text` as such.
     """
+    patterns = _patterns()
     if text.startswith("#"):  # serpent's header line: "# serpent utf-8 python3.2"
-        header = _HEADER.match(text)
+        header = patterns.header.match(text)
         text = text[header.end():] if header else ""
         if text.startswith(" "):  # an indented line after the comment: a syntax error
             raise Unsupported
     if len(text) > MAX_LENGTH:
         raise Unsupported
-    shape = _INT_RE.sub("i", _FLOAT_RE.sub("f", _STRING.sub("s", text)))
+    shape = patterns.ints.sub("i", patterns.floats.sub("f", patterns.string.sub("s", text)))
     build, slots = _builder(shape)
-    literals = _LITERAL.findall(text)
+    literals = patterns.literal.findall(text)
     if len(literals) != slots:  # a letter s, f or i in the text itself, outside a string
         raise Unsupported
     try:
@@ -73,10 +86,11 @@ def _builder(shape: str) -> tuple[Callable[[list[tuple[str, str, str]]], Any], i
     """The function that builds a value of this shape from its literals, and how many literals it takes;
     Unsupported if the shape is not one of a literal (anything but brackets, commas, colons, constants and
     literals, or an index or call)."""
-    if not _VALID_SHAPE.fullmatch(shape) or _INDEXED_OR_CALLED.search(shape):
+    patterns = _patterns()
+    if not patterns.valid_shape.fullmatch(shape) or patterns.indexed_or_called.search(shape):
         raise Unsupported
     code, slot = [], 0
-    for token in _SHAPE_TOKEN.findall(shape):
+    for token in patterns.shape_token.findall(shape):
         if token in _CODE:
             code.append(_CODE[token].format(slot))
             slot += 1

@@ -114,7 +114,7 @@ def _lonja_serializers() -> dict[str, Any]:
             try:
                 text = str(data, "utf-8")
                 value = read_literal(text)
-            except (UnicodeDecodeError, Unsupported):
+            except (UnicodeDecodeError, TypeError, Unsupported):  # serpent says what is wrong
                 return super().loads(data)
             return self.recreate_classes(value) if "__class__" in text else value
 
@@ -122,7 +122,7 @@ def _lonja_serializers() -> dict[str, Any]:
             try:
                 text = str(data, "utf-8")
                 call = read_literal(text)
-            except (UnicodeDecodeError, Unsupported):
+            except (UnicodeDecodeError, TypeError, Unsupported):  # serpent says what is wrong
                 return super().loadsCall(data)
             if type(call) is not tuple or len(call) != 4:
                 return super().loadsCall(data)  # its error
