@@ -29,8 +29,9 @@ class Counts:
     batches: int           # batches of 100 echo calls
     at_once: int           # aio calls / futures at once, and one by one
     first_calls: int       # fresh (forked) processes per kind (by name, by address)
-    startups: int          # new interpreters per kind (imports; imports + first call); about a third of
-                           # them take 15-60 ms longer on this VM, for every system: a median of 7 is not moved by 3 such
+    startups: int          # new interpreters per kind (imports; imports + first call); about a third
+                           # of them take 15-60 ms longer on this VM, for every system: a median of 7
+                           # is not moved by 3 such
     names: int             # name-server registrations, then lookups
     load_seconds: float    # each client-process measurement (1 and 8 processes)
 

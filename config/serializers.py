@@ -80,6 +80,15 @@ def check_marshal(data: bytes, max_depth: int = MAX_MARSHAL_DEPTH) -> None:
         raise ValueError("marshal data has trailing bytes")
 
 
+def _read_fast(data: Any) -> tuple[str, Any] | None:
+    """A serpent message's text and value as `literals.read` reads them; None where serpent must read it."""
+    try:
+        text = str(data, "utf-8")
+        return text, read_literal(text)
+    except (UnicodeDecodeError, TypeError, Unsupported):
+        return None
+
+
 def install_serializers() -> None:
     """Register lonja's marshal, msgpack and serpent serializers with Pyro5 in place of its own (idempotent)."""
     from Pyro5 import serializers
@@ -111,21 +120,17 @@ def _lonja_serializers() -> dict[str, Any]:
             return self.none if data is None else super().dumps(data)
 
         def loads(self, data: Any) -> Any:
-            try:
-                text = str(data, "utf-8")
-                value = read_literal(text)
-            except (UnicodeDecodeError, TypeError, Unsupported):  # serpent says what is wrong
+            read = _read_fast(data)
+            if read is None:
                 return super().loads(data)
+            text, value = read
             return self.recreate_classes(value) if "__class__" in text else value
 
         def loadsCall(self, data: Any) -> Any:
-            try:
-                text = str(data, "utf-8")
-                call = read_literal(text)
-            except (UnicodeDecodeError, TypeError, Unsupported):  # serpent says what is wrong
-                return super().loadsCall(data)
-            if type(call) is not tuple or len(call) != 4:
-                return super().loadsCall(data)  # its error
+            read = _read_fast(data)
+            if read is None or type(read[1]) is not tuple or len(read[1]) != 4:
+                return super().loadsCall(data)  # serpent reads it, or says what is wrong with it
+            text, call = read
             if "__class__" not in text:
                 return call
             obj, method, vargs, kwargs = call

@@ -34,12 +34,17 @@ def _plain_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PYRO_", "LONJA_"))}
 
 
-def test_plain_pyro5_client_resolves_pyroname_and_calls(lonja, ns, echo):
+def _plain_client(script: str, ns: str) -> list[str]:
+    """The lines a plain Pyro5 client script (no lonja, no LONJA_*/PYRO_* settings) prints for `ns`."""
     host, port = ns.split(":")
-    result = subprocess.run([sys.executable, "-c", PLAIN_CLIENT, host, port], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", script, host, port], capture_output=True, text=True,
                             timeout=30, env=_plain_env())
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    return result.stdout.splitlines()
+
+
+def test_plain_pyro5_client_resolves_pyroname_and_calls(lonja, ns, echo):
+    lines = _plain_client(PLAIN_CLIENT, ns)
     assert lines[0] == "names ['Pyro.NameServer', 'echo']"
     assert lines[1] == "echo [1, 'two']"
     assert lines[2] == "error Exception plain lonja.services.builtin.echo.EchoError"
@@ -71,11 +76,7 @@ SERPENT_VALUES = textwrap.dedent('''
 
 def test_plain_pyro5_serpent_values_through_a_lonja_host(lonja, ns, echo):
     """lonja reads serpent with its own fast reader where it can: a plain client gets back what it sent."""
-    host, port = ns.split(":")
-    result = subprocess.run([sys.executable, "-c", SERPENT_VALUES, host, port], capture_output=True, text=True,
-                            timeout=30, env=_plain_env())
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    lines = _plain_client(SERPENT_VALUES, ns)
     assert [line for line in lines if line.startswith("DIFFERS")] == []
     assert len(lines) == 17 and lines[-1] == "nan True"
 
