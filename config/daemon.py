@@ -238,6 +238,10 @@ class GuardedDaemon(Daemon):
         """True if `method`'s calls average over SLOW_CALL here."""
         return self._durations.get(getattr(method, "__func__", method), 0.0) > SLOW_CALL
 
+    def _is_quick(self, method: Any) -> bool:
+        """True if `method` has run here and its calls average SLOW_CALL or less."""
+        return self._durations.get(getattr(method, "__func__", method), SLOW_CALL + 1) <= SLOW_CALL
+
     def _run_call(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         try:
             return self._invoke(method, vargs, kwargs)

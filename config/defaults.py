@@ -57,7 +57,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "advertise": "",
         "servertype": "adaptive",           # adaptive (lonja"s leader/followers), thread or multiplex (Pyro5"s own)
         "threads": 64,                      # most threads serving calls at once (thread: connections)
-        "oneway_workers": 8,                # bounded executor for oneway calls
+        "oneway_workers": 8,                # bounded executor for oneway calls of methods not measured quick
         # Linux: also listen on an abstract Unix socket that lonja clients on this machine call through, a
         # quicker round trip than TCP (not with servertype thread, nor under TLS)
         "local_socket": True,
