@@ -234,13 +234,18 @@ class GuardedDaemon(Daemon):
         """The call itself."""
         return method(*vargs, **kwargs)
 
+    def _average(self, method: Any) -> float | None:
+        """The recent average seconds of `method`'s calls here; None if it has not run here."""
+        return self._durations.get(getattr(method, "__func__", method))
+
     def _is_slow(self, method: Any) -> bool:
         """True if `method`'s calls average over SLOW_CALL here."""
-        return self._durations.get(getattr(method, "__func__", method), 0.0) > SLOW_CALL
+        return (self._average(method) or 0.0) > SLOW_CALL
 
     def _is_quick(self, method: Any) -> bool:
         """True if `method` has run here and its calls average SLOW_CALL or less."""
-        return self._durations.get(getattr(method, "__func__", method), SLOW_CALL + 1) <= SLOW_CALL
+        average = self._average(method)
+        return average is not None and average <= SLOW_CALL
 
     def _run_call(self, method: Any, vargs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         try:
