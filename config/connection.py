@@ -63,6 +63,15 @@ class BufferedConnection(socketutil.SocketConnection):
         connection.keep_open = True  # the old wrapper must not close the socket when it is collected
         return adopted
 
+    def __del__(self) -> None:
+        """Pyro5 closes a connection when it is collected, even one closed already; at interpreter exit its
+        close fails (its module is half torn down) and Python prints that as a traceback. Nothing is left
+        to do by then."""
+        try:
+            self.close()
+        except Exception:
+            pass
+
     # -- reading --------------------------------------------------------------------------------------
 
     def recv(self, size: int) -> bytes | bytearray:

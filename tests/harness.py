@@ -47,7 +47,8 @@ class LonjaProcess:
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     @property
     def pid(self) -> int:
@@ -89,6 +90,12 @@ class LonjaProcess:
                 break
             self.lines.append(line)
         return "\n".join(self.lines)
+
+    def final_output(self, timeout: float = 10.0) -> str:
+        """Everything printed, once the process has exited and its output has been read to the end."""
+        self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return self.output()
 
     def send_signal(self, sig: int) -> None:
         if self.proc.poll() is None:
