@@ -12,5 +12,7 @@ One file, one job:
 - `measure`: timing and statistics; `report`: summaries, ratios, goals, the table, the JSON;
 - `resultsmd`: RESULTS.md's tables from one or two runs' JSON;
 - `syscalls`: `python -m benchmarks.syscalls`, system calls per call under strace (lonja and plain Pyro5);
+- `placement`: `python -m benchmarks.placement`, the small call with client and server on one CPU, on two
+  and unpinned, with CPU time and context switches per call on each side;
 - `stress` and `stress_kit`: the adversarial suite (`python -m benchmarks.stress`).
 """

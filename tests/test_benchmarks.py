@@ -1,5 +1,6 @@
 """`python -m benchmarks --quick` produces every row for every system and mode, judges every goal, and leaves no
-process behind; a system that is not installed (RPyC is optional) is shown as such, not a crash.
+process behind; a system that is not installed (RPyC is optional) is shown as such, not a crash; `python -m
+benchmarks.placement` times every system in every placement, and leaves no process behind either.
 
 No timing claims here: only that every value is there and is a number.
 """
@@ -93,3 +94,23 @@ def _alive(pid: int) -> bool:
             return "zombie" not in status.read().lower()
     except FileNotFoundError:
         return False
+
+
+def test_placement_times_every_system_in_every_placement_and_leaves_nothing_behind(tmp_path):
+    out = tmp_path / "placement.json"
+    systems = ["pyro5-msgpack", "lonja"]
+    result = subprocess.run([sys.executable, "-m", "benchmarks.placement", "--rounds", "1", "--calls", "50",
+                             "--systems", ",".join(systems), "--out", str(out)], cwd=ROOT, env=clean_env(tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads(out.read_text())
+    assert set(run["figures"]) == {"one CPU", "two CPUs", "unpinned"}
+    for placement, by_system in run["figures"].items():
+        assert set(by_system) == set(systems), placement
+        for system, f in by_system.items():
+            assert f["median_us"] > 0 and f["client_cpu_us"] > 0 and f["server_cpu_us"] >= 0, (placement, system)
+            # a client that waits for each answer sleeps at least once per call
+            assert f["client_switches"] >= 0.9 and f["server_switches"] >= 0.9, (placement, system, f)
+    assert "| one CPU | lonja |" in result.stdout and "| two CPUs | pyro5-msgpack |" in result.stdout
+    left = [pid for pid in run["pids"] if _alive(pid)]
+    assert run["pids"] and not left, f"still running: {left}"
