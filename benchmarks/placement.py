@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .callers import SYSTEMS, installed
+from .callers import LABELS, SYSTEMS, installed
 from .measure import in_fresh_child, rotate
 from .servers import CLIENT_CPU, SERVER_CPU, Processes, clean_environment, pin, remove_workdir
 
@@ -143,7 +143,7 @@ def table(figures: dict[str, dict[str, dict[str, float]]], systems: list[str]) -
         for system in [s for s in systems if s in by_system]:
             f = by_system[system]
             ratio = f"{lonja / f['median_us']:.2f}" if lonja and system in peers else ""
-            lines.append(f"| {placement} | {system} | {f['median_us']:.1f} | {f['client_cpu_us']:.1f} | "
+            lines.append(f"| {placement} | {LABELS[system]} | {f['median_us']:.1f} | {f['client_cpu_us']:.1f} | "
                          f"{f['server_cpu_us']:.1f} | {f['client_switches']:.2f} / {f['server_switches']:.2f} | "
                          f"{ratio} |")
     return "\n".join(lines)

@@ -111,6 +111,6 @@ def test_placement_times_every_system_in_every_placement_and_leaves_nothing_behi
             assert f["median_us"] > 0 and f["client_cpu_us"] > 0 and f["server_cpu_us"] >= 0, (placement, system)
             # a client that waits for each answer sleeps at least once per call
             assert f["client_switches"] >= 0.9 and f["server_switches"] >= 0.9, (placement, system, f)
-    assert "| one CPU | lonja |" in result.stdout and "| two CPUs | pyro5-msgpack |" in result.stdout
+    assert "| one CPU | lonja |" in result.stdout and "| two CPUs | Pyro5 + msgpack |" in result.stdout
     left = [pid for pid in run["pids"] if _alive(pid)]
     assert run["pids"] and not left, f"still running: {left}"
