@@ -22,18 +22,17 @@ import json
 import os
 import resource
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 from .callers import LABELS, SYSTEMS, installed
-from .measure import in_fresh_child, rotate
+from .measure import in_fresh_child, latencies, rotate
+from .rows import SMALL
 from .servers import CLIENT_CPU, SERVER_CPU, Processes, clean_environment, pin, remove_workdir
 
 PLACEMENTS = {"one CPU": ({CLIENT_CPU}, {CLIENT_CPU}), "two CPUs": ({CLIENT_CPU}, {SERVER_CPU}),
               "unpinned": (None, None)}
 WARMUP = 1000
-SMALL = "hello world"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -98,12 +97,7 @@ def _calls(system: str, ep: Any, client_cpus: set[int] | None, server_cpus: set[
     for _ in range(WARMUP):
         echo(SMALL)
     server_before, client_before = _process_counts(ep.server_pid), _own_counts()
-    timings = []
-    clock = time.perf_counter
-    for _ in range(calls):
-        start = clock()
-        echo(SMALL)
-        timings.append(clock() - start)
+    timings = latencies(lambda: echo(SMALL), calls)
     server_after, client_after = _process_counts(ep.server_pid), _own_counts()
     the_caller.close(proxy)
     return {"median_us": statistics.median(timings) * 1e6,

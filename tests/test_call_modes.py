@@ -151,7 +151,6 @@ def test_oneway_of_any_method_returns_at_once_and_errors_are_counted(ns, echo):
         assert wait_until(lambda: host_stats(proxy)["oneway_failed"] == failed_before + 1)
 
 
-
 def test_a_oneway_call_of_a_method_slow_here_does_not_hold_up_the_next_call(ns, echo):
     """The host runs oneway calls of methods measured quick at once, and the others on its executor."""
     with connect("echo", ns=ns) as proxy:
@@ -160,6 +159,7 @@ def test_a_oneway_call_of_a_method_slow_here_does_not_hold_up_the_next_call(ns, 
         started = time.monotonic()
         assert proxy.echo("next") == "next"
         assert time.monotonic() - started < 1.5
+
 
 def test_per_call_options(ns, echo):
     with connect("echo", ns=ns) as proxy:

@@ -55,7 +55,6 @@ def test_up_ls_show_call_ping(lonja):
     assert "stopped" in up.output()
 
 
-
 def test_name_server_and_host_stop_on_sigint_without_a_traceback_after_serving_clients(lonja):
     server, ns = lonja.nameserver()
     host = lonja.start("serve", "echo", "--ns", ns)
@@ -65,6 +64,7 @@ def test_name_server_and_host_stop_on_sigint_without_a_traceback_after_serving_c
         assert process.stop(signal.SIGINT) == 0
         output = process.final_output()
         assert "Traceback" not in output and "Exception ignored" not in output, output
+
 
 def test_generator_prints_items_as_they_arrive(lonja, ns, echo):
     process = lonja.start("call", "echo.count", "3", "delay=0.3", "--ns", ns, ready=None)
