@@ -36,8 +36,7 @@ def service(name: str, metadata: Iterable[str] | None = None) -> Callable[[T], T
     def decorate(cls: T) -> T:
         if not inspect.isclass(cls):
             raise TypeError("@service decorates a class")
-        if not _has_exposed_member(cls):
-            expose(cls)
+        expose_public(cls)
         cast(Any, cls)._lonja_service = ServiceInfo(name, frozenset(metadata or ()))  # a marker, read by service_info()
         return cls
 
@@ -48,6 +47,13 @@ def idempotent(method: F) -> F:
     """Mark a method safe to run twice: clients may re-send it when the outcome of a call is unknown."""
     cast(Any, method)._lonja_idempotent = True  # a marker, read by call_hints() in describe.py
     return method
+
+
+def expose_public(cls: type) -> None:
+    """lonja's rule for a service class, decorated or not: if no member is marked `@expose`, every public
+    method and property is exposed (Pyro5 alone would expose nothing, and every call would fail)."""
+    if not _has_exposed_member(cls):
+        expose(cls)
 
 
 def service_info(cls: type) -> ServiceInfo | None:

@@ -36,7 +36,7 @@ from lonja.config.limits import Limits
 
 from .builtin import BUILTINS
 from .daemon import HostDaemon
-from .decorators import service_info
+from .decorators import expose_public, service_info
 from .errors import NameTaken, ServiceError, ServiceLoadError
 from .session import HostSession
 
@@ -194,6 +194,7 @@ class ServiceHost:
                                    f"@service(\"name\") or pass --name")
         if any(h.name == name for h in self.hosted):
             raise ServiceLoadError(f"two services on this host want the name {name!r}: use --name")
+        expose_public(cls)  # a plain class served under --name follows the same rule as one with @service
         if inspect.isclass(target) and not hasattr(target, "_pyroInstancing"):
             try:
                 target = target()

@@ -56,6 +56,21 @@ def test_several_targets_and_name_override(lonja, ns, greeter_module):
     assert greeter_uri.split("@")[1] == echo_uri.split("@")[1], "one daemon hosts both"
 
 
+def test_a_plain_class_without_service_is_served_under_its_name(lonja, ns, tmp_path):
+    (tmp_path / "plain.py").write_text(textwrap.dedent('''
+        class Greeter:
+            def hello(self, name):
+                return f"hello {name}"
+
+            def _private(self):
+                return "hidden"
+    '''))
+    lonja.start("serve", "plain:Greeter", "--name", "plain", "--ns", ns)
+    assert lonja.run("call", "plain.hello", "ana", "--ns", ns).stdout == "'hello ana'\n"
+    with connect("plain", ns=ns) as plain:
+        assert set(describe(plain)["methods"]) == {"hello"}
+
+
 def test_other_class_under_a_live_name_is_refused_a_dead_name_is_taken_over(lonja, ns, greeter_module):
     first = lonja.start("serve", "echo", "--ns", ns)
     refused = lonja.run("serve", greeter_module, "--name", "echo", "--ns", ns)
