@@ -48,6 +48,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "pool_size": 8,                     # pooled connections per proxy (one per concurrent call in flight)
         "workers": 32,                      # threads behind futures and asyncio calls
         "local_socket": True,               # call a lonja host on this machine through the Unix socket it offers
+        # seconds a call polls for its reply before its thread sleeps (0 = sleep at once): a reply within it
+        # skips the wake-up; calls that take longer soon stop polling (none on a one-CPU process)
+        "busy_wait": 0.0002,
     },
     "service": {
         "host": "127.0.0.1",                # where `lonja serve` hosts listen
@@ -76,6 +79,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # seconds a connection may sit without a request before it is closed (0 = never); a host's liveness
         # session with the name server is exempt
         "idle_timeout": 600.0,
+        # servers: seconds a connection that keeps calling is polled for its next request before its thread
+        # sleeps (0 = sleep at once); see client.busy_wait
+        "busy_wait": 0.0002,
         "accept_marshal": False,            # servers: accept Pyro5's marshal serializer (unsafe for untrusted data)
         "compression": False,
     },

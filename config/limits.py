@@ -35,6 +35,7 @@ class Limits(NamedTuple):
     handshake_timeout: float = 5.0
     receive_timeout: float = 10.0
     idle_timeout: float = 600.0
+    busy_wait: float = 0.0
     accept_marshal: bool = False
 
     @classmethod
@@ -48,6 +49,7 @@ class Limits(NamedTuple):
                    handshake_timeout=settings["limits.handshake_timeout"],
                    receive_timeout=settings["limits.receive_timeout"],
                    idle_timeout=settings["limits.idle_timeout"],
+                   busy_wait=settings["limits.busy_wait"],
                    accept_marshal=settings["limits.accept_marshal"])
 
     def refuses_serializer(self, serializer_id: int) -> str | None:

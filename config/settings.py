@@ -33,12 +33,12 @@ def _port(value: int) -> None:
 
 def _non_negative(value: float) -> None:
     if value < 0:
-        raise ValueError("must be 0 or more")
+        raise ValueError("0 or more")
 
 
 def _positive(value: int) -> None:
     if value < 1:
-        raise ValueError("must be 1 or more")
+        raise ValueError("1 or more")
 
 
 def _positive_float(value: float) -> None:
@@ -90,6 +90,7 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "client.retries": _non_negative,
     "client.pool_size": _positive,
     "client.workers": _positive,
+    "client.busy_wait": _non_negative,
     "service.host": _host,
     "service.port": _port,
     "service.servertype": _choice("adaptive", "thread", "multiplex"),
@@ -103,6 +104,7 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "limits.handshake_timeout": _positive_float,
     "limits.receive_timeout": _positive_float,
     "limits.idle_timeout": _non_negative,
+    "limits.busy_wait": _non_negative,
     "ns.max_message_size": _positive,
     "ns.lease_ttl": _positive_float,
     "references.lease": _positive_float,

@@ -15,7 +15,9 @@ Pyro5 offers two transports, each good at one thing, and neither protects itself
   still run side by side (with one thread, it is Pyro5's multiplex: one call at a time);
 - **lanes**: a connection that keeps sending gets a thread of its own while one is spare (at most
   `lanes` of them), which waits on that socket alone, as Pyro5's thread server does: the fewest steps
-  per call. A lane quiet for `lane_idle` seconds hands its connection back to the selector;
+  per call. It polls for the next request for up to `limits.busy_wait` before it sleeps (see
+  `connection`), so a client that calls in a loop finds it awake. A lane quiet for `lane_idle` seconds
+  hands its connection back to the selector;
 - **handshakes off the accept path**: `accept()` only takes the socket. The TLS handshake and the
   connect message then advance without blocking, each time the socket has data, and a connection that
   has not finished both within `limits.handshake_timeout` is dropped. A silent peer costs a file
@@ -56,7 +58,7 @@ from typing import Any
 from Pyro5 import config, errors, protocol, serializers
 from Pyro5.svr_multiplex import SocketServer_Multiplex
 
-from .connection import BufferedConnection
+from .connection import BufferedConnection, busy_wait_for
 from .limits import LOCAL_PEER, Limits, PeerLog, peer_of
 from .wire import receive
 
@@ -136,6 +138,7 @@ class GuardedServer(SocketServer_Multiplex):
         self._answer_handshake = answer_handshake
         self.max_threads = max(1, max_threads)
         self._tls = self.sock.context if isinstance(self.sock, ssl.SSLSocket) else None
+        self._busy_wait = busy_wait_for(limits.busy_wait)  # a lane's poll for its connection's next request
         self._cond = threading.Condition()
         self._total = 0                                           # connections counted against the caps
         self._handshaking: dict[str, dict[Pending, None]] = {}    # per address, oldest first
@@ -389,6 +392,7 @@ class GuardedServer(SocketServer_Multiplex):
         sock.setblocking(True)
         conn = BufferedConnection(sock)
         conn.settimeout(self.limits.receive_timeout)
+        conn.busy_wait = self._busy_wait
         with self._cond:
             refusal = pending.refusal or self._peer_refusal(pending.peer)
         if refusal and not pending.refusal:

@@ -62,6 +62,8 @@ def test_bad_file_values_name_key_value_and_line(tmp_path, text, expected):
 @pytest.mark.parametrize("environ, expected", [
     ({"LONJA_CLIENT_TIMEOUT": "soon"}, "invalid value 'soon' for client.timeout from env LONJA_CLIENT_TIMEOUT"),
     ({"LONJA_NS_BROADCAST": "maybe"}, "expected true or false"),
+    ({"LONJA_CLIENT_BUSY_WAIT": "-0.001"},
+     "invalid value '-0.001' for client.busy_wait from env LONJA_CLIENT_BUSY_WAIT: expected 0 or more"),
     ({"LONJA_NSPORT": "1"}, "unknown environment variable LONJA_NSPORT"),
     ({"LONJA_NS": "localhost:http"}, "invalid port 'http' in 'localhost:http' from LONJA_NS"),
     ({"LONJA_CONFIG": "/does/not/exist.toml"}, "config file /does/not/exist.toml (from LONJA_CONFIG) does not exist"),
@@ -89,7 +91,7 @@ def test_config_show_and_errors_through_cli(lonja, tmp_path):
     bad = lonja.run("config", "show", env={"LONJA_CLIENT_RETRIES": "-1"})
     assert bad.returncode == 2
     assert bad.stderr.strip() == ("lonja: error: invalid value '-1' for client.retries from env "
-                                  "LONJA_CLIENT_RETRIES: expected must be 0 or more")
+                                  "LONJA_CLIENT_RETRIES: expected 0 or more")
 
 
 def test_stray_pyro_variable_is_a_clear_error(lonja):

@@ -1,9 +1,11 @@
 """The buffered connection both ends use, on real TCP sockets over loopback: a lane's `wait` and what it
-leaves for the next read."""
+leaves for the next read, and a client's busy wait for its reply."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -73,3 +75,46 @@ def test_a_large_message_is_read_intact_and_the_buffer_serves_the_next_one(pair)
     assert conn.recv(len(body)) == body
     peer.sendall(b"next")
     assert conn.recv(4) == b"next"
+
+
+def test_a_busy_waiting_connection_still_reads_late_messages_whole_and_times_out(pair):
+    conn, peer = pair
+    conn.busy_wait = 0.01
+    conn.settimeout(0.3)
+    threading.Timer(0.1, peer.sendall, args=(b"late",)).start()  # well past the busy wait
+    assert conn.recv(4) == b"late"
+    with pytest.raises(Pyro5.errors.TimeoutError):
+        conn.recv(4)  # nothing comes: the connection's timeout, not the busy wait, ends it
+    peer.close()
+    with pytest.raises(Pyro5.errors.ConnectionClosedError):
+        conn.recv(4)
+
+
+SLOW_PEER = """
+import socket, sys, time
+with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as sock:
+    while sock.recv(1):
+        time.sleep(0.06)
+        sock.sendall(b"reply")
+"""
+
+
+def test_replies_slower_than_the_busy_wait_soon_stop_costing_cpu():
+    """Ten replies that each come 60 ms late (from another process), with a 30 ms busy wait: polling for
+    every one would cost 0.3 s of CPU; after a miss the connection sleeps through the next 1, 3, 7 ..."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(10.0)
+        peer = subprocess.Popen([sys.executable, "-c", SLOW_PEER, str(server.getsockname()[1])])
+        try:
+            accepted, _ = server.accept()
+            accepted.settimeout(5.0)
+            with BufferedConnection(accepted) as conn:
+                conn.busy_wait = 0.03
+                started = time.thread_time()
+                for _ in range(10):
+                    conn.send(b"?")
+                    assert conn.recv(5) == b"reply"
+                assert time.thread_time() - started < 0.15
+        finally:
+            peer.kill()
+            peer.wait()
