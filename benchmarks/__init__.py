@@ -11,7 +11,8 @@ One file, one job:
 - `rows` and `cold`: the warm and the cold measurements; `loadgen`: N client processes at once;
 - `measure`: timing and statistics; `report`: summaries, ratios, goals, the table, the JSON;
 - `resultsmd`: RESULTS.md's tables from one or two runs' JSON;
-- `syscalls`: `python -m benchmarks.syscalls`, system calls per call under strace (lonja and plain Pyro5);
+- `syscalls`: `python -m benchmarks.syscalls`, system calls per call under strace or perf (lonja and plain
+  Pyro5);
 - `placement`: `python -m benchmarks.placement`, the small call with client and server on one CPU, on two
   and unpinned, with CPU time and context switches per call on each side;
 - `stress` and `stress_kit`: the adversarial suite (`python -m benchmarks.stress`).

@@ -64,8 +64,8 @@ class Caller:
         """The remote method `name`, looked up once, ready to be called many times."""
         return getattr(proxy, name)
 
-    def over_tcp(self, ep: Endpoints) -> Any:
-        """A proxy by name that never takes a shortcut past TCP (lonja's local socket)."""
+    def by_name_with(self, ep: Endpoints, settings: dict[str, Any]) -> Any:
+        """A proxy by name under these lonja settings (e.g. `client.local_socket` off); peers have none."""
         return self.by_name(ep)
 
     def oneway(self, proxy: Any) -> Callable[[Any], Any]:
@@ -193,11 +193,11 @@ class LonjaCaller(Caller):
         from lonja.clients import connect
         return connect(ep.address, ns=ep.ns)
 
-    def over_tcp(self, ep: Endpoints) -> Any:
+    def by_name_with(self, ep: Endpoints, settings: dict[str, Any]) -> Any:
         from lonja.clients import connect
         from lonja.config import current_settings
-        settings = current_settings().with_flags({"client.local_socket": (False, "benchmark")})
-        return connect(NAME, ns=ep.ns, settings=settings)
+        changed = current_settings().with_flags({key: (value, "benchmark") for key, value in settings.items()})
+        return connect(NAME, ns=ep.ns, settings=changed)
 
     def oneway(self, proxy: Any) -> Callable[[Any], Any]:
         return proxy.notify.oneway

@@ -82,6 +82,8 @@ ROWS = [
     Row("call.p99", "small call, p99", "µs", "warm", False),
     Row("call.median.tcp", "small call, median, lonja over TCP (local socket off; peers: the row above)", "µs",
         "warm", False, ["lonja"], peers_from="call.median"),
+    Row("call.median.sleeping", "small call, median, lonja client not busy-waiting (client.busy_wait 0; the host "
+        "still polls; peers: the row above)", "µs", "warm", False, ["lonja"], peers_from="call.median"),
     Row("oneway.completions", "oneway completions/s", "calls/s", "warm", True,
         goal=Goal("≥ RPyC", vs={"rpyc": (">=", 1.0)})),
     Row("oneway.issue", "oneway calls issued/s (client side)", "calls/s", "warm", True),
@@ -103,10 +105,12 @@ ROWS = [
     Row("ns.registrations", "name server: registrations/s (memory)", "/s", "warm", True, ["pyro5", "lonja"],
         Goal("≥ Pyro5", vs={"pyro5": (">=", 1.0)})),
     Row("ns.lookups", "name server: lookups/s (memory)", "/s", "warm", True, ["pyro5", "lonja"]),
-    Row("clients.scale8", "8 client processes ÷ 1 (total calls/s)", "×", "processes", True,
+    # What many clients get is judged by their total calls/s: the ratio to one client falls whenever a
+    # single client gets quicker (lonja's busy wait doubled it), though no one is served worse.
+    Row("clients.8", "8 client processes: total calls/s", "calls/s", "processes", True,
         goal=Goal(f"keep: ≥ {KEEP:.2f}× the best peer", keep=KEEP)),
     Row("clients.1", "1 client process: calls/s", "calls/s", "processes", True),
-    Row("clients.8", "8 client processes: total calls/s", "calls/s", "processes", True),
+    Row("clients.scale8", "8 client processes ÷ 1 (total calls/s)", "×", "processes", True),
     Row("payload.100KB", "100 KB bytes echo", "MB/s", "warm", True,
         goal=Goal(f"keep: ≥ {KEEP:.2f}× the best peer", keep=KEEP)),
     Row("batch.100", "batch of 100 echo calls (RPyC has none)", "calls/s", "warm", True,

@@ -7,7 +7,8 @@ with client and server:
 
 - `one CPU`: both on CPU 0. No call wakes another CPU, so a call costs the two processes' CPU time;
 - `two CPUs`: client on CPU 0, server on CPU 1 (the `pinned` rows of `python -m benchmarks`): each call
-  wakes the other CPU twice;
+  wakes the other CPU twice, unless the side that waits polls (lonja's `client.busy_wait` and
+  `limits.busy_wait`);
 - `unpinned`: where the scheduler puts them (as users run them; on this 2-core VM, mostly two CPUs).
 
 Per system and placement it prints the median µs per call, the CPU µs per call of client and server (from

@@ -47,12 +47,23 @@ def small_calls(w: Warm) -> Values:
 def small_calls_over_tcp(w: Warm) -> Values:
     """The small calls again, from a lonja proxy that keeps to TCP (`client.local_socket` off): what the
     host's local socket gives a client on its machine."""
-    over_tcp = replace(w, proxy=w.caller.over_tcp(w.ep))
+    return {"call.median.tcp": _small_calls_with(w, {"client.local_socket": False})}
+
+
+def small_calls_sleeping(w: Warm) -> Values:
+    """The small calls again, from a lonja proxy whose thread sleeps at once for each reply
+    (`client.busy_wait` 0): what polling for a quick reply gives."""
+    return {"call.median.sleeping": _small_calls_with(w, {"client.busy_wait": 0.0})}
+
+
+def _small_calls_with(w: Warm, settings: dict[str, Any]) -> float:
+    """The small calls' median (µs) from a fresh, warmed-up proxy by name under these settings."""
+    other = replace(w, proxy=w.caller.by_name_with(w.ep, settings))
     try:
-        warm_up(over_tcp)
-        return {"call.median.tcp": small_calls(over_tcp)["call.median"]}
+        warm_up(other)
+        return small_calls(other)["call.median"]
     finally:
-        w.caller.close(over_tcp.proxy)
+        w.caller.close(other.proxy)
 
 
 def oneway(w: Warm) -> Values:
@@ -158,6 +169,7 @@ def _name_server(w: Warm) -> dict[str, float]:
 WARM: list[tuple[Callable[[Warm], Values], list[str]]] = [
     (small_calls, ["call.median", "call.p99"]),
     (small_calls_over_tcp, ["call.median.tcp"]),
+    (small_calls_sleeping, ["call.median.sleeping"]),
     (oneway, ["oneway.completions", "oneway.issue"]),
     (payload, ["payload.100KB"]),
     (batch, ["batch.100"]),

@@ -1,6 +1,6 @@
 """System calls per call, client and server side, for lonja and plain Pyro5: `strace -f -c` on 2,000 echo calls.
 
-    python -m benchmarks.syscalls [--calls N] [--systems lonja,pyro5]
+    python -m benchmarks.syscalls [--calls N] [--systems lonja,pyro5] [--tool strace|perf]
 
 For each system: fresh servers (`benchmarks.systems`), a client process that connects by name and warms up,
 then `strace -c -f -p PID` attaches to the client and to the echo server (every thread of each), the client
@@ -8,6 +8,13 @@ makes N `echo("hello world")` calls, and the straces are stopped (SIGINT: they d
 counts). Prints, per system call, how many per echo call on each side. Idle threads' calls during the
 window (timeouts of a select loop, background pings) are counted too: they are part of what the process
 does while serving. Needs `strace` (`apt-get install strace`) and permission to ptrace one's own processes.
+
+strace stops the process at every system call, and those stops are context switches: lonja's client and
+host then stop polling for their messages (`client.busy_wait`, `limits.busy_wait`) and sleep, as they do
+on a busy CPU. `--tool perf`
+counts with the kernel's tracepoints instead (`perf stat`), which stop nothing: the counts of a client that
+polls (a `recvfrom` and a `sched_yield` per try). It counts every system call and, one by one, those in
+PERF_CALLS (the rest are shown together).
 """
 
 from __future__ import annotations
@@ -46,7 +53,18 @@ def client(system: str, endpoints: str, calls: int) -> None:
     the_caller.close(proxy)
 
 
-def parse(path: Path) -> dict[str, int]:
+PERF_CALLS = ["recvfrom", "sendto", "sched_yield", "getrusage", "poll", "select", "epoll_wait", "epoll_ctl",
+              "futex", "ioctl", "setsockopt", "getpeername", "getrandom", "clock_nanosleep", "read", "write"]
+PERF_PREFIX = "syscalls:sys_enter_"
+PERF_TOTAL = "raw_syscalls:sys_enter"  # (one event per system call: all of them at once takes perf seconds)
+TOOLS = {
+    "strace": lambda pid, out: ["strace", "-f", "-c", "-p", str(pid), "-o", str(out)],
+    "perf": lambda pid, out: ["perf", "stat", "-x", ",", "-e", ",".join([PERF_TOTAL] + [PERF_PREFIX + name for name
+                              in PERF_CALLS]), "-p", str(pid), "-o", str(out)],
+}
+
+
+def parse_strace(path: Path) -> dict[str, int]:
     """{syscall: calls} from `strace -c` output."""
     counts: dict[str, int] = {}
     started = False
@@ -61,7 +79,24 @@ def parse(path: Path) -> dict[str, int]:
     return counts
 
 
-def trace(system: str, calls: int, folder: Path) -> dict[str, dict[str, int]]:
+def parse_perf(path: Path) -> dict[str, int]:
+    """{syscall: calls} from `perf stat -x,` output: PERF_CALLS that counted any, and "others"."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        fields = line.split(",")
+        if len(fields) < 3 or not fields[0].isdigit():  # a comment, or "<not counted>" (none made)
+            continue
+        if fields[2] == PERF_TOTAL:
+            total = int(fields[0])
+        elif fields[2].startswith(PERF_PREFIX) and int(fields[0]):
+            counts[fields[2][len(PERF_PREFIX):]] = int(fields[0])
+    if total > sum(counts.values()):
+        counts["others"] = total - sum(counts.values())
+    return counts
+
+
+def trace(system: str, calls: int, folder: Path, tool: str = "strace") -> dict[str, dict[str, int]]:
     """{"client": {syscall: calls}, "server": {...}} during `calls` echo calls of `system`."""
     processes = Processes()
     tracers: list[subprocess.Popen] = []
@@ -77,15 +112,18 @@ def trace(system: str, calls: int, folder: Path) -> dict[str, dict[str, int]]:
             raise RuntimeError(f"{system}: the client did not get ready")
         sides = {"client": the_client.pid, "server": ep.server_pid}
         for side, pid in sides.items():
-            tracers.append(subprocess.Popen(["strace", "-f", "-c", "-p", str(pid), "-o", str(folder / f"{side}.txt")],
+            tracers.append(subprocess.Popen(TOOLS[tool](pid, folder / f"{side}.txt"),
                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.PIPE, text=True, start_new_session=True))
-        for tracer in tracers:  # "Process N attached" for the first thread, on stderr
+        for tracer in tracers if tool == "strace" else []:  # "Process N attached" for the first thread, on stderr
             assert tracer.stderr is not None
             line = tracer.stderr.readline()
             if "attached" not in line:
                 raise RuntimeError(f"strace could not attach: {line.strip()} (is ptrace allowed?)")
         time.sleep(0.5)  # every thread attached
+        for tracer in tracers:
+            if tracer.poll() is not None:
+                raise RuntimeError(f"{tool} failed: {tracer.stderr.read().strip() if tracer.stderr else ''}")
         the_client.stdin.write("go\n")
         the_client.stdin.flush()
         if the_client.stdout.readline().strip() != "done":
@@ -97,6 +135,7 @@ def trace(system: str, calls: int, folder: Path) -> dict[str, dict[str, int]]:
         the_client.stdin.write("exit\n")
         the_client.stdin.flush()
         the_client.wait(ATTACH_TIMEOUT)
+        parse = parse_strace if tool == "strace" else parse_perf
         return {side: parse(folder / f"{side}.txt") for side in sides}
     finally:
         stop_pids(tracers, grace=5)
@@ -105,10 +144,10 @@ def trace(system: str, calls: int, folder: Path) -> dict[str, dict[str, int]]:
         processes.stop()
 
 
-def table(system: str, counts: dict[str, dict[str, int]], calls: int) -> str:
+def table(system: str, counts: dict[str, dict[str, int]], calls: int, tool: str = "strace") -> str:
     names = sorted(set(counts["client"]) | set(counts["server"]),
                    key=lambda n: -(counts["client"].get(n, 0) + counts["server"].get(n, 0)))
-    lines = [f"## {system}: system calls per echo call ({calls:,} calls)", "",
+    lines = [f"## {system}: system calls per echo call ({calls:,} calls, counted by {tool})", "",
              "| syscall | client | server |", "|---|---|---|"]
     rare = {"client": 0, "server": 0}
     for name in names:
@@ -129,20 +168,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.syscalls", description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--systems", default="lonja,pyro5")
+    parser.add_argument("--tool", choices=sorted(TOOLS), default="strace",
+                        help="strace (default) or perf (counts without stopping the process)")
     parser.add_argument("--client", nargs=3, metavar=("SYSTEM", "ENDPOINTS", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.client:
         client(args.client[0], args.client[1], int(args.client[2]))
         return 0
-    if shutil.which("strace") is None:
-        print("strace is not installed: apt-get install strace", file=sys.stderr)
+    if shutil.which(args.tool) is None:
+        package = "strace" if args.tool == "strace" else "linux-perf"
+        print(f"{args.tool} is not installed: apt-get install {package}", file=sys.stderr)
         return 2
     workdir = clean_environment()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(130))
     try:
         for system in args.systems.split(","):
             with tempfile.TemporaryDirectory(prefix="lonja-bench-strace-") as folder:
-                print(table(system, trace(system, args.calls, Path(folder)), args.calls), end="\n\n", flush=True)
+                counts = trace(system, args.calls, Path(folder), args.tool)
+                print(table(system, counts, args.calls, args.tool), end="\n\n", flush=True)
     finally:
         remove_workdir(workdir)
     return 0
