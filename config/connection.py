@@ -287,10 +287,10 @@ class BufferedConnection(socketutil.SocketConnection):
 
 def busy_wait_for(seconds: float) -> float:
     """The busy wait connections use: `seconds` (`client.busy_wait`, `limits.busy_wait`), or 0 where it
-    cannot pay off (this process may run on one CPU only, where polling would only delay its peer) or
-    cannot be done (no non-blocking `recv` flag)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return seconds if cpus > 1 and _NO_WAIT else 0.0
+    cannot pay off (a machine with one CPU, where the peer cannot run while this thread polls) or cannot
+    be done (no non-blocking `recv` flag). A process pinned to one CPU of several still polls: its peer
+    may run on another; if it shares this one, the first poll sees the switch to it and gives way."""
+    return seconds if (os.cpu_count() or 1) > 1 and _NO_WAIT else 0.0
 
 
 if hasattr(resource, "RUSAGE_THREAD"):

@@ -49,7 +49,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "workers": 32,                      # threads behind futures and asyncio calls
         "local_socket": True,               # call a lonja host on this machine through the Unix socket it offers
         # seconds a call polls for its reply before its thread sleeps (0 = sleep at once): a reply within it
-        # skips the wake-up; calls that take longer soon stop polling (none on a one-CPU process)
+        # skips the wake-up; calls that take longer soon stop polling (none on a one-CPU machine)
         "busy_wait": 0.0002,
     },
     "service": {
