@@ -50,7 +50,7 @@ from Pyro5.core import DAEMON_NAME, URI
 
 from lonja.config import Settings, current_settings, ensure_applied, import_pyro
 from lonja.config.auth import client_token
-from lonja.config.connection import BufferedConnection, busy_wait_for
+from lonja.config.connection import BufferedConnection
 from lonja.config.sharing import REFERENCES
 from lonja.config.wire import (
     TRACEBACK,
@@ -169,7 +169,7 @@ class ServiceClient:
         self._local: dict[str, str | None] = {}  # per URI: its host's local socket, if it may be tried
         self._local_failed: set[str] = set()  # local sockets that could not be used: TCP for those
         self._takes_local = settings["client.local_socket"]
-        self._busy_wait = busy_wait_for(settings["client.busy_wait"])
+        self._busy_wait = settings["client.busy_wait"]
         self._token = client_token(settings)
         self._quick: dict[str, bool] = {}  # per method: did its host say it is quick (see wire.SLOW)?
         self.options = CallOptions(

@@ -10,8 +10,8 @@ setting the timeout again on every call adds an `ioctl`. `BufferedConnection` is
   set only when the timeout changes, so a call is one `send` and one `recv`. TLS sockets keep
   Python's timeouts (the TLS layer needs them);
 - polls for a message for up to `busy_wait` seconds before sleeping in `recv` (a client for its reply, a
-  server's lane for the next request; see `busy_wait_for`): a thread that sleeps must be woken, which on
-  a VM costs 20–40 µs per message, as much as a small call's own work.
+  server's lane for the next request): a thread that sleeps must be woken, which on a VM costs 20–40 µs
+  per message, as much as a small call's own work.
 The bytes on the wire are Pyro5's, unchanged: plain Pyro5 peers see no difference.
 """
 
@@ -46,6 +46,11 @@ _TIMED_OUT = (errno.EAGAIN, errno.EWOULDBLOCK)
 _KERNEL_TIMEOUTS = {socket.AF_INET, socket.AF_INET6, getattr(socket, "AF_UNIX", socket.AF_INET)}
 
 _NO_WAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+_CAN_POLL = bool(_NO_WAIT) and (os.cpu_count() or 1) > 1
+"""Polling can pay off: there is a non-blocking `recv` flag and more than one CPU, so the peer can run while
+this thread polls. A process pinned to one CPU of several still polls: its peer may run on another, and one
+that shares its CPU is seen at the first poll, which then gives way."""
 
 LOST_CPU = 20e-6
 """Seconds between two turns of the busy-wait loop (normally 1–2 µs apart) past which it asks the kernel
@@ -262,12 +267,12 @@ class BufferedConnection(socketutil.SocketConnection):
     @property
     def busy_wait(self) -> float:
         """Seconds a receive (or `wait`) polls for its message before sleeping (0: it sleeps at once). TLS
-        sockets always sleep: their layer reads records, not bytes."""
+        sockets always sleep (their layer reads records, not bytes), as does everything on one CPU."""
         return self._busy_wait
 
     @busy_wait.setter
     def busy_wait(self, seconds: float) -> None:
-        self._busy_wait = seconds if self._kernel_timeouts else 0.0
+        self._busy_wait = seconds if self._kernel_timeouts and _CAN_POLL else 0.0
 
     def gettimeout(self) -> float | None:
         return self._timeout
@@ -283,14 +288,6 @@ class BufferedConnection(socketutil.SocketConnection):
             except OSError:
                 return None
         return self._peer
-
-
-def busy_wait_for(seconds: float) -> float:
-    """The busy wait connections use: `seconds` (`client.busy_wait`, `limits.busy_wait`), or 0 where it
-    cannot pay off (a machine with one CPU, where the peer cannot run while this thread polls) or cannot
-    be done (no non-blocking `recv` flag). A process pinned to one CPU of several still polls: its peer
-    may run on another; if it shares this one, the first poll sees the switch to it and gives way."""
-    return seconds if (os.cpu_count() or 1) > 1 and _NO_WAIT else 0.0
 
 
 if hasattr(resource, "RUSAGE_THREAD"):

@@ -58,7 +58,7 @@ from typing import Any
 from Pyro5 import config, errors, protocol, serializers
 from Pyro5.svr_multiplex import SocketServer_Multiplex
 
-from .connection import BufferedConnection, busy_wait_for
+from .connection import BufferedConnection
 from .limits import LOCAL_PEER, Limits, PeerLog, peer_of
 from .wire import receive
 
@@ -138,7 +138,6 @@ class GuardedServer(SocketServer_Multiplex):
         self._answer_handshake = answer_handshake
         self.max_threads = max(1, max_threads)
         self._tls = self.sock.context if isinstance(self.sock, ssl.SSLSocket) else None
-        self._busy_wait = busy_wait_for(limits.busy_wait)  # a lane's poll for its connection's next request
         self._cond = threading.Condition()
         self._total = 0                                           # connections counted against the caps
         self._handshaking: dict[str, dict[Pending, None]] = {}    # per address, oldest first
@@ -392,7 +391,7 @@ class GuardedServer(SocketServer_Multiplex):
         sock.setblocking(True)
         conn = BufferedConnection(sock)
         conn.settimeout(self.limits.receive_timeout)
-        conn.busy_wait = self._busy_wait
+        conn.busy_wait = self.limits.busy_wait  # a lane's poll for its connection's next request
         with self._cond:
             refusal = pending.refusal or self._peer_refusal(pending.peer)
         if refusal and not pending.refusal:
