@@ -11,10 +11,9 @@ does while serving. Needs `strace` (`apt-get install strace`) and permission to 
 
 strace stops the process at every system call, and those stops are context switches: lonja's client and
 host then stop polling for their messages (`client.busy_wait`, `limits.busy_wait`) and sleep, as they do
-on a busy CPU. `--tool perf`
-counts with the kernel's tracepoints instead (`perf stat`), which stop nothing: the counts of a client that
-polls (a `recvfrom` and a `sched_yield` per try). It counts every system call and, one by one, those in
-PERF_CALLS (the rest are shown together).
+on a busy CPU. `--tool perf` counts with the kernel's tracepoints instead (`perf stat`), which stop
+nothing: the counts of a client that polls (a `recvfrom` and a `sched_yield` per try). It counts every
+system call and, one by one, those in PERF_CALLS (the rest are shown together).
 """
 
 from __future__ import annotations
@@ -27,8 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 from .callers import Endpoints, caller
 from .servers import Processes, child_env, clean_environment, python, remove_workdir, stop_pids
@@ -52,16 +53,10 @@ def client(system: str, endpoints: str, calls: int) -> None:
     sys.stdin.readline()
     the_caller.close(proxy)
 
-
 PERF_CALLS = ["recvfrom", "sendto", "sched_yield", "getrusage", "poll", "select", "epoll_wait", "epoll_ctl",
               "futex", "ioctl", "setsockopt", "getpeername", "getrandom", "clock_nanosleep", "read", "write"]
 PERF_PREFIX = "syscalls:sys_enter_"
 PERF_TOTAL = "raw_syscalls:sys_enter"  # (one event per system call: all of them at once takes perf seconds)
-TOOLS = {
-    "strace": lambda pid, out: ["strace", "-f", "-c", "-p", str(pid), "-o", str(out)],
-    "perf": lambda pid, out: ["perf", "stat", "-x", ",", "-e", ",".join([PERF_TOTAL] + [PERF_PREFIX + name for name
-                              in PERF_CALLS]), "-p", str(pid), "-o", str(out)],
-}
 
 
 def parse_strace(path: Path) -> dict[str, int]:
@@ -96,6 +91,22 @@ def parse_perf(path: Path) -> dict[str, int]:
     return counts
 
 
+class Tool(NamedTuple):
+    command: Callable[[int, Path], list[str]]  # (pid, output file) -> the counting command
+    parse: Callable[[Path], dict[str, int]]     # its output file -> {syscall: calls}
+    package: str                                # the Debian package that has it
+    says_attached: bool                         # prints "Process N attached" on stderr once attached
+
+
+TOOLS = {
+    "strace": Tool(lambda pid, out: ["strace", "-f", "-c", "-p", str(pid), "-o", str(out)], parse_strace,
+                   "strace", True),
+    "perf": Tool(lambda pid, out: ["perf", "stat", "-x", ",", "-e", ",".join([PERF_TOTAL] + [
+                 PERF_PREFIX + name for name in PERF_CALLS]), "-p", str(pid), "-o", str(out)], parse_perf,
+                 "linux-perf", False),
+}
+
+
 def trace(system: str, calls: int, folder: Path, tool: str = "strace") -> dict[str, dict[str, int]]:
     """{"client": {syscall: calls}, "server": {...}} during `calls` echo calls of `system`."""
     processes = Processes()
@@ -112,10 +123,10 @@ def trace(system: str, calls: int, folder: Path, tool: str = "strace") -> dict[s
             raise RuntimeError(f"{system}: the client did not get ready")
         sides = {"client": the_client.pid, "server": ep.server_pid}
         for side, pid in sides.items():
-            tracers.append(subprocess.Popen(TOOLS[tool](pid, folder / f"{side}.txt"),
+            tracers.append(subprocess.Popen(TOOLS[tool].command(pid, folder / f"{side}.txt"),
                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.PIPE, text=True, start_new_session=True))
-        for tracer in tracers if tool == "strace" else []:  # "Process N attached" for the first thread, on stderr
+        for tracer in tracers if TOOLS[tool].says_attached else []:  # for the first thread
             assert tracer.stderr is not None
             line = tracer.stderr.readline()
             if "attached" not in line:
@@ -135,8 +146,7 @@ def trace(system: str, calls: int, folder: Path, tool: str = "strace") -> dict[s
         the_client.stdin.write("exit\n")
         the_client.stdin.flush()
         the_client.wait(ATTACH_TIMEOUT)
-        parse = parse_strace if tool == "strace" else parse_perf
-        return {side: parse(folder / f"{side}.txt") for side in sides}
+        return {side: TOOLS[tool].parse(folder / f"{side}.txt") for side in sides}
     finally:
         stop_pids(tracers, grace=5)
         if the_client is not None:
@@ -176,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         client(args.client[0], args.client[1], int(args.client[2]))
         return 0
     if shutil.which(args.tool) is None:
-        package = "strace" if args.tool == "strace" else "linux-perf"
-        print(f"{args.tool} is not installed: apt-get install {package}", file=sys.stderr)
+        print(f"{args.tool} is not installed: apt-get install {TOOLS[args.tool].package}", file=sys.stderr)
         return 2
     workdir = clean_environment()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(130))
