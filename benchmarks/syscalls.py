@@ -53,6 +53,7 @@ def client(system: str, endpoints: str, calls: int) -> None:
     sys.stdin.readline()
     the_caller.close(proxy)
 
+
 PERF_CALLS = ["recvfrom", "sendto", "sched_yield", "getrusage", "poll", "select", "epoll_wait", "epoll_ctl",
               "futex", "ioctl", "setsockopt", "getpeername", "getrandom", "clock_nanosleep", "read", "write"]
 PERF_PREFIX = "syscalls:sys_enter_"
